@@ -1,0 +1,177 @@
+"""Configuration: YAML files -> validated, frozen pydantic models.
+
+A run config (e.g. ``configs/sample_hesbaye.yaml``) names its inputs and points at the crop table
+(``crops.yaml``) and the credit policy (``policy.yaml``). Relative paths are resolved against the
+directory of the file that contains them, so a config works from any working directory.
+``AGRISAT_OUTPUT_DIR`` in the environment overrides ``run.output_dir`` (operations put runs on a
+shared volume without editing configs). Secrets are never read from YAML: only from the environment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from agrisat.errors import ConfigError, UnknownCropError
+
+Stage = Literal["planting", "mid_season", "harvest", "after_harvest"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSection(_Frozen):
+    name: str
+    output_dir: Path
+    as_of: dt.date  # evidence cut-off: imagery after this date is ignored; limits valid from here
+    stage: Stage = "mid_season"
+
+
+class SeasonSection(_Frozen):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SeasonSection":
+        if self.end <= self.start:
+            raise ValueError(f"season.end {self.end} must be after season.start {self.start}")
+        return self
+
+
+class InputsSection(_Frozen):
+    plots: Path
+    imagery_index: Path
+    imagery_area: str
+    contracts: Path | None = None
+    weather: Path | None = None
+    debt: Path | None = None
+
+
+class ImagerySection(_Frozen):
+    red: str = "B04"
+    nir: str = "B08"
+    quality: str | None = None  # e.g. "SCL"; None when composites carry only nodata
+    # Sentinel-2 SCL classes treated as not clear: 0 no data, 1 saturated/defective,
+    # 3 cloud shadow, 8/9 cloud medium/high probability, 10 thin cirrus, 11 snow.
+    exclude_classes: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+    chunk_px: int = Field(1024, ge=64)
+    plot_group_px: int = Field(512, ge=32)  # plots are batched by this block of the grid
+
+
+class DaskSection(_Frozen):
+    scheduler: str = "threads"  # "threads", "synchronous", "processes" or a scheduler address
+    num_workers: int | None = None
+
+
+class RunConfig(_Frozen):
+    run: RunSection
+    season: SeasonSection
+    inputs: InputsSection
+    crops: Path
+    policy: Path
+    imagery: ImagerySection = ImagerySection()
+    dask: DaskSection = DaskSection()
+    source_file: Path | None = None
+
+
+class CropParams(_Frozen):
+    group: Literal["winter", "summer"]
+    peak_months: tuple[int, ...]  # calendar months in which a healthy crop of this kind peaks
+    reference_yield_t_ha: float = Field(gt=0)
+    reference_peak_ndvi: float = Field(gt=0, le=1)
+    min_peak_ndvi: float = Field(ge=0, le=1)  # below this there is no crop signal
+    relative_sd: float = Field(gt=0, lt=1)  # yield uncertainty of the empirical relation
+    price_per_t: float = Field(gt=0)
+    max_limit_per_ha: float = Field(gt=0)
+
+
+class CropTable(_Frozen):
+    version: str
+    currency: str
+    crops: dict[str, CropParams]
+
+    def get(self, crop: str, *, plot_id: str | None = None) -> CropParams:
+        try:
+            return self.crops[crop]
+        except KeyError:
+            where = f"plot {plot_id}: " if plot_id else ""
+            raise UnknownCropError(
+                f"{where}unknown crop {crop!r}; known crops: {', '.join(sorted(self.crops))}"
+            ) from None
+
+
+class Policy(_Frozen):
+    version: str
+    currency: str
+    yield_quantile: Literal["p10", "p50", "p90"] = "p10"
+    advance_rate: float = Field(gt=0, le=1)
+    min_clear_observations: int = Field(ge=1)
+    min_valid_fraction: float = Field(gt=0, le=1)
+    max_limit_per_farmer: float = Field(gt=0)
+    min_limit: float = Field(ge=0)  # below this the line is not worth opening: declined
+    rounding: float = Field(gt=0)  # limits are rounded down to a multiple of this
+    validity_days: int = Field(gt=0)
+    review_on_flags: bool = True
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _validate(model: type[_Frozen], data: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {loc}: {first['msg']} ({e.error_count()} error(s))") from None
+
+
+def _resolve(base: Path, value: Any) -> Any:
+    return None if value is None else (base / Path(value)).resolve()
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    path = Path(path).resolve()
+    data = _read_yaml(path)
+    base = path.parent
+    try:
+        run = dict(data["run"])
+        inputs = dict(data["inputs"])
+    except KeyError as e:
+        raise ConfigError(f"{path}: missing section {e.args[0]!r}") from None
+    env_out = os.environ.get("AGRISAT_OUTPUT_DIR")
+    run["output_dir"] = Path(env_out).resolve() if env_out else _resolve(base, run.get("output_dir"))
+    for key in ("plots", "imagery_index", "contracts", "weather", "debt"):
+        if key in inputs:
+            inputs[key] = _resolve(base, inputs[key])
+    data = {**data, "run": run, "inputs": inputs, "source_file": path}
+    for key in ("crops", "policy"):
+        if key in data:
+            data[key] = _resolve(base, data[key])
+    return _validate(RunConfig, data, path)  # type: ignore[no-any-return]
+
+
+def load_crops(path: str | Path) -> CropTable:
+    path = Path(path)
+    return _validate(CropTable, _read_yaml(path), path)  # type: ignore[no-any-return]
+
+
+def load_policy(path: str | Path) -> Policy:
+    path = Path(path)
+    return _validate(Policy, _read_yaml(path), path)  # type: ignore[no-any-return]

@@ -1,0 +1,40 @@
+"""Yield estimates with uncertainty.
+
+Walking-skeleton relation (documented in configs/crops.yaml): the crop's reference yield scaled by
+the plot's peak NDVI relative to the crop's reference peak, capped at 115% of reference. Uncertainty
+is a normal band with the crop's relative standard deviation, so P10/P90 = P50 -/+ 1.2816 sd.
+Plots whose growth flags say we cannot see the crop get no estimate (NaN), never an invented one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from agrisat.config import CropTable
+from agrisat.growth import EXCLUDING_GROWTH_FLAGS
+
+Z90 = 1.2815515655446004  # standard normal quantile at 0.90
+MAX_RELATIVE_TO_REFERENCE = 1.15
+
+
+def model_version(crops: CropTable) -> str:
+    return f"empirical-peak-ndvi/{crops.version}"
+
+
+def estimate_yield(growth: pd.DataFrame, plots: pd.DataFrame, crops: CropTable) -> pd.DataFrame:
+    """Per plot: ``yield_p10, yield_p50, yield_p90`` (t/ha), ``yield_method``."""
+    crop_of = dict(zip(plots["plot_id"], plots["declared_crop"]))
+    rows = []
+    for pid, peak, flags in zip(growth["plot_id"], growth["peak_ndvi"], growth["growth_flags"]):
+        c = crops.get(str(crop_of[pid]), plot_id=str(pid))
+        if any(f in EXCLUDING_GROWTH_FLAGS for f in flags) or not np.isfinite(peak):
+            rows.append({"plot_id": pid, "yield_p10": np.nan, "yield_p50": np.nan, "yield_p90": np.nan,
+                         "yield_method": "none"})
+            continue
+        ratio = min(max(peak, 0.0) / c.reference_peak_ndvi, MAX_RELATIVE_TO_REFERENCE)
+        p50 = c.reference_yield_t_ha * ratio
+        sd = c.relative_sd * p50
+        rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
+                     "yield_p90": p50 + Z90 * sd, "yield_method": "empirical_peak_ndvi"})
+    return pd.DataFrame(rows)

@@ -1,0 +1,195 @@
+"""Seasonal run: registered plots + imagery + weather + leases -> credit limit per farmer.
+
+Reads top to bottom like the data flow in DESIGN.md. Stage functions live in ``agrisat/`` and are
+pure; this module does the wiring, the I/O calls, the timings and the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import platform
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+import agrisat
+from agrisat import credit, growth, indices, land, plots as plotmod, scenes, weather, yields, zonal
+from agrisat.cluster import dask_scheduler
+from agrisat.config import RunConfig, load_crops, load_policy, load_run_config
+from agrisat.io import plots as plots_io
+from agrisat.io import runstore, tables, tiles
+
+
+@dataclass
+class StageTimer:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.seconds[stage] = round(time.perf_counter() - t0, 4)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    path: Path
+    limits: pd.DataFrame
+
+
+def run_seasonal(config_path: str | Path, *, run_id: str | None = None, scheduler: str | None = None) -> RunResult:
+    cfg = load_run_config(config_path)
+    crops = load_crops(cfg.crops)
+    policy = load_policy(cfg.policy)
+    as_of = cfg.run.as_of
+    run_id = run_id or f"{cfg.run.name}-{as_of:%Y%m%d}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    timer = StageTimer()
+    warnings: list[str] = []
+
+    # 1. Plots: read, validate (errors name file, feature, plot), repair.
+    with timer("plots"):
+        plots = plotmod.validate_plots(plots_io.read_plots(cfg.inputs.plots), crops, source=str(cfg.inputs.plots))
+
+    # 2. Imagery: index -> scenes in the season up to as_of -> lazy cube over the plots' window.
+    with timer("imagery_open"):
+        bands = [cfg.imagery.red, cfg.imagery.nir] + ([cfg.imagery.quality] if cfg.imagery.quality else [])
+        index = tiles.read_index(cfg.inputs.imagery_index)
+        end = min(cfg.season.end, as_of)
+        chosen = tiles.select_scenes(index, cfg.inputs.imagery_area, bands, pd.Timestamp(cfg.season.start), pd.Timestamp(end))
+        grid = tiles.common_grid(chosen)
+        plots_grid = plotmod.to_grid_crs(plots, grid.crs)
+        window = tiles.window_for_bounds(grid, tuple(plots_grid.total_bounds))
+        cube = tiles.open_cube(chosen, grid, window, chunk_px=cfg.imagery.chunk_px)
+
+    # 3. Mask -> NDVI -> per-plot time series (the Dask computation happens here).
+    with timer("zonal"):
+        masked = scenes.mask_clouds(cube, cfg.imagery.quality, cfg.imagery.exclude_classes)
+        ndvi = indices.ndvi(masked, cfg.imagery.red, cfg.imagery.nir)
+        with dask_scheduler(scheduler or cfg.dask.scheduler, cfg.dask.num_workers) as sched:
+            series = zonal.plot_timeseries(ndvi, plots_grid, group_px=cfg.imagery.plot_group_px)
+
+    # 4. Growth metrics and data sufficiency.
+    with timer("growth"):
+        metrics = growth.growth_metrics(series, plots, crops, policy, as_of)
+
+    # 5. Land transfer and weather.
+    with timer("land_weather"):
+        contracts = tables.read_contracts(cfg.inputs.contracts) if cfg.inputs.contracts else None
+        leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end)
+        centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
+        lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
+        if cfg.inputs.weather:
+            wx = weather.season_weather(lonlat, tables.read_weather_monthly(cfg.inputs.weather),
+                                        cfg.season.start, cfg.season.end)
+            warnings += [f"plot {r.plot_id}: {r.weather_months_missing} weather month(s) missing"
+                         for r in wx.itertuples() if r.weather_months_missing]
+        else:
+            wx = pd.DataFrame({"plot_id": plots["plot_id"]})
+
+    # 6. Yield with uncertainty -> revenue -> limits.
+    with timer("credit"):
+        est = yields.estimate_yield(metrics, plots, crops)
+        results = _plot_results(plots, metrics, leases, wx, est)
+        results = credit.plot_revenue(results, crops, policy)
+        debt = tables.read_debt(cfg.inputs.debt) if cfg.inputs.debt else None
+        limits = credit.farmer_limits(results, debt, policy, as_of)
+        limits = _add_lineage(limits, results, series, policy.version, yields.model_version(crops), run_id,
+                              policy.min_valid_fraction)
+
+    manifest = _manifest(cfg, run_id, chosen, timer, sched, warnings, plots, series, limits,
+                         crops.version, policy.version, yields.model_version(crops))
+    path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest)
+    return RunResult(run_id, path, limits)
+
+
+def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.DataFrame,
+                  wx: pd.DataFrame, est: pd.DataFrame) -> gpd.GeoDataFrame:
+    """One row per plot: registry columns + metrics + lease + weather + yield, with one flag list."""
+    out = plots.merge(metrics, on="plot_id", how="left").merge(leases, on="plot_id", how="left")
+    out = out.merge(wx, on="plot_id", how="left").merge(est, on="plot_id", how="left")
+    out["flags"] = [
+        list(pf) + list(gf) + ([lc] if lc in land.EXCLUDING_LEASE_CODES else [])
+        for pf, gf, lc in zip(out["flags"], out["growth_flags"], out["lease_code"])
+    ]
+    out["flag_details"] = [json.dumps(d, sort_keys=True) for d in out.pop("growth_flag_details")]
+    return gpd.GeoDataFrame(out.drop(columns=["growth_flags"]), geometry="geometry", crs=plots.crs)
+
+
+def _add_lineage(limits: pd.DataFrame, results: pd.DataFrame, series: pd.DataFrame, policy_version: str,
+                 model_version: str, run_id: str, min_valid: float) -> pd.DataFrame:
+    clear = series[series["valid_fraction"] >= min_valid]
+    farmer_of = dict(zip(results["plot_id"], results["farmer_id"]))
+    dates = clear.assign(farmer_id=clear["plot_id"].map(farmer_of)).groupby("farmer_id")["date"]
+    per_farmer = {f: sorted({d.strftime("%Y-%m-%d") for d in g}) for f, g in dates}
+    out = limits.copy()
+    out["previous_limit"] = np.nan  # change rules against the last published limit: credit-engine issue
+    out["change_reason"] = "NO_PREVIOUS_LIMIT"
+    out["run_id"] = run_id
+    out["policy_version"] = policy_version
+    out["model_version"] = model_version
+    out["imagery_dates"] = [per_farmer.get(f, []) for f in out["farmer_id"]]
+    return out
+
+
+def _to_geoparquet(results: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    return results.to_crs(4326)  # WGS84 for QGIS/DuckDB users; area columns were computed in UTM
+
+
+def _manifest(cfg: RunConfig, run_id: str, scenes_used: pd.DataFrame, timer: StageTimer, scheduler: str,
+              warnings: list[str], plots: pd.DataFrame, series: pd.DataFrame, limits: pd.DataFrame,
+              crops_version: str, policy_version: str, model_version: str) -> dict[str, Any]:
+    files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path)}
+    files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
+    inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in sorted(files.items()) if p}
+    imagery = [{"date": r.date.strftime("%Y-%m-%d"), "band": r.band, "path": r.path, "sha256": runstore.sha256_file(r.abspath)}
+               for r in scenes_used.itertuples()]
+    return {
+        "run_id": run_id,
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+        "crops_version": crops_version,
+        "policy_version": policy_version,
+        "model_version": model_version,
+        "scheduler": scheduler,
+        "inputs": inputs,
+        "imagery": imagery,
+        "counts": {
+            "plots": int(len(plots)),
+            "farmers": int(limits["farmer_id"].nunique()),
+            "scenes": int(scenes_used["date"].nunique()),
+            "plot_dates": int(len(series)),
+            "limits_by_status": {k: int(v) for k, v in limits["status"].value_counts().sort_index().items()},
+        },
+        "timings_s": timer.seconds,
+        "warnings": warnings,
+    }
+
+
+def _versions() -> dict[str, str]:
+    import dask
+    import rasterio
+    import shapely
+    import xarray
+
+    return {
+        "agrisat": agrisat.__version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "xarray": xarray.__version__,
+        "dask": dask.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        "geopandas": gpd.__version__,
+        "shapely": shapely.__version__,
+    }

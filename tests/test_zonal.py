@@ -1,0 +1,97 @@
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from rasterio.features import geometry_mask
+
+from agrisat import indices, scenes, zonal
+from agrisat.io import tiles
+from conftest import CRS, TRANSFORM, pixel_box
+
+
+def _ndvi(tiny_tiles, chunk_px=1024):
+    idx = tiles.read_index(tiny_tiles["index"])
+    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
+    grid = tiles.common_grid(chosen)
+    cube = tiles.open_cube(chosen, grid, tiles.window_for_bounds(grid, grid.bounds), chunk_px=chunk_px)
+    return indices.ndvi(scenes.mask_clouds(cube, "SCL", (0, 1, 3, 8, 9, 10, 11)))
+
+
+def _expected(tiny_tiles, geom, date):
+    """Independent NDVI statistics straight from the raw integers."""
+    raw = tiny_tiles["raw"]
+    red = raw[(date, "B04")].astype(float) * 1e-4
+    nir = raw[(date, "B08")].astype(float) * 1e-4
+    bad = (raw[(date, "B04")] == 65535) | np.isin(raw[(date, "SCL")], [0, 1, 3, 8, 9, 10, 11])
+    nd = ((nir - red) / (nir + red)).astype(np.float32).astype(float)
+    inside = geometry_mask([geom], out_shape=red.shape, transform=TRANSFORM, invert=True)
+    vals = nd[inside & ~bad]
+    return inside.sum(), vals
+
+
+def test_plain_statistics_match_direct_numpy(tiny_tiles, tiny_plots):
+    ts = zonal.plot_timeseries(_ndvi(tiny_tiles), tiny_plots)
+    assert len(ts) == 3 * 3
+    for geom, pid in zip(tiny_plots.geometry, tiny_plots["plot_id"]):
+        for d in tiny_tiles["dates"]:
+            n, vals = _expected(tiny_tiles, geom, d)
+            row = ts[(ts["plot_id"] == pid) & (ts["date"] == pd.Timestamp(d))].iloc[0]
+            assert row["n_pixels"] == n
+            assert row["count"] == len(vals)
+            assert row["valid_fraction"] == pytest.approx(len(vals) / n)
+            if len(vals) == 0:  # plot A under the cloud on date 2
+                assert np.isnan(row[["mean", "std", "median", "p10", "p90"]].astype(float)).all()
+                continue
+            assert row["mean"] == pytest.approx(vals.mean(), rel=1e-6)
+            assert row["std"] == pytest.approx(vals.std(), rel=1e-5)
+            assert row["median"] == pytest.approx(np.median(vals), rel=1e-6)
+            assert row["p10"] == pytest.approx(np.percentile(vals, 10), rel=1e-6)
+
+
+def test_cloud_masks_part_of_plot_a(tiny_tiles, tiny_plots):
+    ts = zonal.plot_timeseries(_ndvi(tiny_tiles), tiny_plots)
+    a = ts[ts["plot_id"] == "A"].set_index("date")["valid_fraction"]
+    # Plot A (pixels 2..20) sits inside the cloud (pixels 0..24) on the second date only.
+    assert list(a.round(6)) == [1.0, 0.0, 1.0]
+
+
+def test_chunking_and_batching_do_not_change_results(tiny_tiles, tiny_plots):
+    whole = zonal.plot_timeseries(_ndvi(tiny_tiles, chunk_px=1024), tiny_plots, group_px=1024)
+    # 16-px chunks and 8-px batches: every plot crosses chunk and batch boundaries.
+    cut = zonal.plot_timeseries(_ndvi(tiny_tiles, chunk_px=16), tiny_plots, group_px=8)
+    pd.testing.assert_frame_equal(whole, cut)
+
+
+def test_same_result_on_numpy_and_dask_and_schedulers(tiny_tiles, tiny_plots):
+    nd = _ndvi(tiny_tiles, chunk_px=16)
+    with dask.config.set(scheduler="synchronous"):
+        sync = zonal.plot_timeseries(nd, tiny_plots)
+    eager = nd.copy(data=nd.values)
+    with dask.config.set(scheduler="threads"):
+        threads = zonal.plot_timeseries(eager, tiny_plots)
+    pd.testing.assert_frame_equal(sync, threads)
+
+
+def test_tiny_and_outside_plots_give_nan_not_invented_numbers(tiny_tiles, tiny_plots):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    x0, y0 = 600000.0, 5600000.0
+    sub_pixel = box(x0 + 101, y0 - 109, x0 + 104, y0 - 106)  # 3 x 3 m inside pixel (10, 10), off its centre
+    outside = box(x0 - 500, y0 + 100, x0 - 300, y0 + 300)
+    extra = gpd.GeoDataFrame({"plot_id": ["tiny", "out"]}, geometry=[sub_pixel, outside], crs=CRS)
+    ts = zonal.plot_timeseries(_ndvi(tiny_tiles), extra)
+    assert (ts["n_pixels"] == 0).all()
+    assert (ts["count"] == 0).all()
+    assert ts["mean"].isna().all()
+
+
+def test_overlapping_plots_each_get_all_their_pixels(tiny_tiles):
+    import geopandas as gpd
+
+    plots = gpd.GeoDataFrame({"plot_id": ["big", "inner"]},
+                             geometry=[pixel_box(28, 28, 44, 44), pixel_box(30, 30, 34, 34)], crs=CRS)
+    ts = zonal.plot_timeseries(_ndvi(tiny_tiles), plots)
+    n = ts.groupby("plot_id")["n_pixels"].first()
+    assert n["big"] == 256 and n["inner"] == 16
