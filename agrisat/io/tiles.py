@@ -38,6 +38,10 @@ class Grid:
     width: int
     height: int
 
+    def __str__(self) -> str:
+        t = self.transform
+        return f"{self.crs} {self.width}x{self.height} px, origin ({t.c}, {t.f}), pixel ({t.a}, {t.e})"
+
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         left, top = self.transform @ (0, 0)
@@ -103,7 +107,7 @@ def common_grid(scenes: pd.DataFrame) -> Grid:
         if grid is None:
             grid, first = g, p
         elif g != grid:
-            raise ImageryError(f"{p}: grid {g} differs from {first} {grid}; mixed grids need reprojection")
+            raise ImageryError(f"{p}: grid [{g}] differs from {first} [{grid}]; mixed grids need reprojection")
     assert grid is not None
     return grid
 
