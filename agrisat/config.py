@@ -83,6 +83,11 @@ class RunConfig(_Frozen):
 class CropParams(_Frozen):
     group: Literal["winter", "summer"]
     peak_months: tuple[int, ...]  # calendar months in which a healthy crop of this kind peaks
+    # Crop calendar as "MM-DD" (typical sowing and harvest dates; winter crops harvest the next year).
+    sowing: str = Field(pattern=r"^\d{2}-\d{2}$")
+    harvest: str = Field(pattern=r"^\d{2}-\d{2}$")
+    emergence_days: int = Field(ge=0)  # days from sowing to emergence
+    base_temp_c: float  # growing-degree-day base temperature
     reference_yield_t_ha: float = Field(gt=0)
     reference_peak_ndvi: float = Field(gt=0, le=1)
     min_peak_ndvi: float = Field(ge=0, le=1)  # below this there is no crop signal
