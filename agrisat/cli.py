@@ -5,9 +5,11 @@ Exit codes: 0 success; 2 usage; 3 bad config or input data; 4 imagery problem; 5
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 import click
@@ -48,6 +50,43 @@ def run(config: str, run_id: str | None, scheduler: str | None) -> None:
     result = run_seasonal(config, run_id=run_id, scheduler=scheduler)
     click.echo(format_limits(result.limits))
     click.echo(f"\nrun {result.run_id} written to {result.path}")
+
+
+@main.command()
+@click.argument("farmer_id")
+@click.option("--run", "run_id", required=True, help="Run id (a folder under the runs directory).")
+@click.option("--runs-dir", default=None, type=click.Path(file_okay=False),
+              help="Runs directory (default: $AGRISAT_OUTPUT_DIR or ./runs).")
+@_friendly_errors
+def explain(farmer_id: str, run_id: str, runs_dir: str | None) -> None:
+    """Print FARMER_ID's limit in RUN_ID, its breakdown and its reason codes."""
+    from agrisat.explain import explain_farmer
+    from agrisat.io.runstore import find_run
+
+    path = find_run(_runs_dir(runs_dir), run_id)
+    click.echo(explain_farmer(path, farmer_id))
+
+
+@main.command()
+@click.argument("loans_csv", type=click.Path(dir_okay=False))
+@click.option("--bands", default=5, show_default=True, help="Number of quantile bands.")
+@_friendly_errors
+def backtest(loans_csv: str, bands: int) -> None:
+    """Default rate by limit and score band, KS and AUC, from LOANS_CSV (limit, risk_score, defaulted)."""
+    import pandas as pd
+
+    from agrisat.backtest import backtest as run_backtest
+    from agrisat.errors import InputDataError
+
+    try:
+        df = pd.read_csv(loans_csv)
+    except (OSError, ValueError) as e:
+        raise InputDataError(f"{loans_csv}: cannot read: {e}") from e
+    click.echo(run_backtest(df, source=loans_csv, n_bands=bands).to_text())
+
+
+def _runs_dir(option: str | None) -> Path:
+    return Path(option or os.environ.get("AGRISAT_OUTPUT_DIR") or "runs")
 
 
 def format_limits(limits: Any) -> str:

@@ -51,6 +51,7 @@ class InputsSection(_Frozen):
     contracts: Path | None = None
     weather: Path | None = None
     debt: Path | None = None
+    previous_limits: Path | None = None  # a previous run's limits.parquet (or CSV farmer_id,limit)
 
 
 class ImagerySection(_Frozen):
@@ -111,18 +112,60 @@ class CropTable(_Frozen):
             ) from None
 
 
+class StageRule(_Frozen):
+    """What changes at one season stage; unset fields keep the policy's value."""
+
+    evidence: Literal["prior", "imagery"] = "imagery"  # prior: reference yields, before the crop shows
+    advance_rate: float | None = Field(None, gt=0, le=1)
+    yield_quantile: Literal["p10", "p50", "p90"] | None = None
+    min_clear_observations: int | None = Field(None, ge=0)
+    prior_relative_sd: float = Field(0.35, gt=0, lt=1)  # uncertainty of a prior (no-imagery) estimate
+
+
+class ChangeRules(_Frozen):
+    """How far a limit may move from the farmer's previous limit in one run."""
+
+    max_increase_relative: float = Field(0.25, ge=0)  # of the previous limit ...
+    max_increase_absolute: float = Field(5000, ge=0)  # ... or this amount, whichever is larger
+    max_decrease_relative: float | None = Field(None, gt=0, le=1)  # None: decreases apply at once
+    # Codes (plot flags or reasons) that make a decrease apply at once, whatever the damping.
+    severe_codes: tuple[str, ...] = ()
+
+
 class Policy(_Frozen):
     version: str
     currency: str
     yield_quantile: Literal["p10", "p50", "p90"] = "p10"
     advance_rate: float = Field(gt=0, le=1)
-    min_clear_observations: int = Field(ge=1)
+    min_clear_observations: int = Field(ge=0)
     min_valid_fraction: float = Field(gt=0, le=1)
     max_limit_per_farmer: float = Field(gt=0)
     min_limit: float = Field(ge=0)  # below this the line is not worth opening: declined
     rounding: float = Field(gt=0)  # limits are rounded down to a multiple of this
     validity_days: int = Field(gt=0)
     review_on_flags: bool = True
+    evidence: Literal["prior", "imagery"] = "imagery"
+    prior_relative_sd: float = Field(0.35, gt=0, lt=1)
+    # Multiplier on a plot's advance for each flag it carries (growth anomaly, weather shock,
+    # crop mismatch ...); 0 < m <= 1, so a flag can only lower a limit.
+    multipliers: dict[str, float] = Field(default_factory=dict)
+    stages: dict[Stage, StageRule] = Field(default_factory=dict)
+    change_rules: ChangeRules = ChangeRules()
+
+    @model_validator(mode="after")
+    def _multipliers_lower_only(self) -> "Policy":
+        for code, m in self.multipliers.items():
+            if not 0 <= m <= 1:
+                raise ValueError(f"multipliers.{code} = {m} must be within [0, 1]")
+        return self
+
+    def for_stage(self, stage: Stage) -> "Policy":
+        """The policy in force at ``stage``: the stage's rule fields override the base values."""
+        rule = self.stages.get(stage)
+        if rule is None:
+            return self
+        update = {k: v for k, v in rule.model_dump().items() if v is not None}
+        return self.model_copy(update=update)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -162,7 +205,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: missing section {e.args[0]!r}") from None
     env_out = os.environ.get("AGRISAT_OUTPUT_DIR")
     run["output_dir"] = Path(env_out).resolve() if env_out else _resolve(base, run.get("output_dir"))
-    for key in ("plots", "imagery_index", "contracts", "weather", "debt"):
+    for key in ("plots", "imagery_index", "contracts", "weather", "debt", "previous_limits"):
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])
     data = {**data, "run": run, "inputs": inputs, "source_file": path}

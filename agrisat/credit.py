@@ -1,68 +1,48 @@
 """Credit policy: expected revenue per plot -> limit per farmer, with ordered reason codes.
 
     pledgeable revenue = area x yield quantile (policy.yield_quantile, P10 by default) x price
-    advance            = advance_rate x pledgeable revenue, capped per hectare by crop
-    limit              = sum(advances) - rent due - existing debt, capped per farmer,
-                         floored at 0, rounded down; below min_limit -> declined
+    advance            = advance_rate x pledgeable revenue x flag multipliers, capped per ha by crop
+    limit              = sum(advances) - rent due - existing debt, capped per farmer, floored at 0,
+                         moved from the previous limit only as far as the change rules allow,
+                         rounded down; below min_limit -> declined
 
-Plots that cannot be pledged (no usable lease, not enough clear imagery, no crop signal) leave the
-revenue base and carry a reason code. Every reason carries the amount it moved the limit; reasons
-are ordered by the size of that amount, so the first one explains most of the decision.
+Plots that cannot be pledged (no usable lease; with imagery evidence, too few clear dates or no crop
+signal) leave the revenue base and carry a reason code. Every reason carries the signed amount it
+moved the limit; the amounts add up to the limit, and reasons are ordered by size.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from agrisat.changes import apply_change_rules
 from agrisat.config import CropTable, Policy
 from agrisat.growth import EXCLUDING_GROWTH_FLAGS
 from agrisat.land import EXCLUDING_LEASE_CODES
+from agrisat.reasons import REASON_TEXT, Reason, ordered  # noqa: F401  (REASON_TEXT re-exported)
 
-# code: (English, Chinese) short texts a loan officer can read out.
-REASON_TEXT: dict[str, tuple[str, str]] = {
-    "ADVANCE_ON_REVENUE": ("Advance on expected crop revenue", "按预期作物收入授信"),
-    "CROP_CAP_PER_HA": ("Capped at the per-hectare maximum for the crop", "受作物每公顷上限限制"),
-    "RENT_DUE": ("Land rent due this season deducted", "扣除本季应付地租"),
-    "EXISTING_DEBT": ("Existing debt deducted", "扣除现有负债"),
-    "FARMER_CAP": ("Capped at the maximum limit per farmer", "受单户最高额度限制"),
-    "FLOOR_AT_ZERO": ("Deductions exceed the advance; limit set to zero", "扣减超过授信额，额度为零"),
-    "ROUNDING": ("Rounded down", "向下取整"),
-    "BELOW_MINIMUM": ("Below the minimum limit; declined", "低于最低额度，拒绝"),
-    "PLOT_EXCLUDED_LEASE_MISSING": ("Leased plot without a contract excluded", "无租赁合同的地块被排除"),
-    "PLOT_EXCLUDED_LEASE_EXPIRED": ("Plot with an expired lease excluded", "租约已过期的地块被排除"),
-    "PLOT_EXCLUDED_LEASE_LESSEE_MISMATCH": ("Plot leased to someone else excluded", "承租人非本农户的地块被排除"),
-    "PLOT_EXCLUDED_NOT_ENOUGH_CLEAR_OBSERVATIONS": ("Plot without enough clear imagery excluded", "晴空影像不足的地块被排除"),
-    "PLOT_EXCLUDED_NO_IMAGERY_COVERAGE": ("Plot outside the imagery excluded", "无影像覆盖的地块被排除"),
-    "PLOT_EXCLUDED_PLOT_TOO_SMALL": ("Plot too small to measure excluded", "地块过小无法测量被排除"),
-    "PLOT_EXCLUDED_NO_CROP_SIGNAL": ("Plot with no crop signal excluded", "无作物信号的地块被排除"),
-}
 EXCLUDING_CODES = tuple(EXCLUDING_LEASE_CODES) + tuple(EXCLUDING_GROWTH_FLAGS)
 # Flags that keep a plot in the base but send the decision to a loan officer.
-REVIEW_FLAGS = ("PEAK_OUTSIDE_CROP_CALENDAR", "AREA_MISMATCH")
+REVIEW_FLAGS = ("PEAK_OUTSIDE_CROP_CALENDAR", "AREA_MISMATCH", "CROP_MISMATCH", "GROWTH_ANOMALY_LOW",
+                "WEATHER_DROUGHT", "WEATHER_FLOOD", "WEATHER_HEAT", "WEATHER_FROST")
 
 
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    amount: float  # signed effect on the limit, in the policy currency
-    plot_id: str | None = None
-    detail: str = ""
-
-    def as_dict(self) -> dict:
-        en, zh = REASON_TEXT.get(self.code, (self.code, self.code))
-        return {**asdict(self), "text_en": en, "text_zh": zh}
+def excluding_codes(policy: Policy) -> tuple[str, ...]:
+    """Flags that take a plot out of the base. Before the crop shows (prior evidence) only the
+    right to farm the plot matters; imagery sufficiency cannot be asked for yet."""
+    return tuple(EXCLUDING_LEASE_CODES) if policy.evidence == "prior" else EXCLUDING_CODES
 
 
 def plot_revenue(plots: pd.DataFrame, crops: CropTable, policy: Policy) -> pd.DataFrame:
-    """Add revenue, eligibility and advance columns to per-plot results.
+    """Add revenue, eligibility, multiplier and advance columns to per-plot results.
 
     Needs ``plot_id, declared_crop, area_ha, flags, yield_p10/p50/p90`` and optionally
-    ``declared_area_ha``. ``flags`` holds every plot flag: validation, growth and lease codes. The smaller of declared and measured area is used.
+    ``declared_area_ha``. ``flags`` holds every plot flag: validation, growth, weather and lease.
+    The smaller of declared and measured area is used.
     """
     df = plots.copy()
     declared = pd.to_numeric(df.get("declared_area_ha", df["area_ha"]), errors="coerce")
@@ -72,13 +52,24 @@ def plot_revenue(plots: pd.DataFrame, crops: CropTable, policy: Policy) -> pd.Da
     df["price_per_t"] = price
     df["expected_revenue"] = df["area_used_ha"] * df["yield_p50"] * price
     df["pledgeable_revenue"] = df["area_used_ha"] * df[f"yield_{policy.yield_quantile}"] * price
-    excl = [next((c for c in flags if c in EXCLUDING_CODES), None) for flags in df["flags"]]
-    df["exclusion"] = excl
-    df["eligible"] = [e is None for e in excl]
-    raw = policy.advance_rate * df["pledgeable_revenue"].fillna(0.0)
-    df["advance_uncapped"] = raw
-    df["advance"] = np.minimum(raw, per_ha_cap * df["area_used_ha"])
+    excl = excluding_codes(policy)
+    df["exclusion"] = [next((c for c in flags if c in excl), None) for flags in df["flags"]]
+    df["eligible"] = df["exclusion"].isna()
+    df["advance_uncapped"] = policy.advance_rate * df["pledgeable_revenue"].fillna(0.0)
+    df["multiplier"] = [math.prod(policy.multipliers.get(f, 1.0) for f in sorted(set(flags))) for flags in df["flags"]]
+    df["advance"] = np.minimum(df["advance_uncapped"] * df["multiplier"], per_ha_cap * df["area_used_ha"])
     return df
+
+
+def _flag_reasons(r: pd.Series, policy: Policy) -> list[Reason]:
+    """Split a plot's multiplier loss over its flags, applied in sorted order (deterministic)."""
+    out, remaining = [], float(r["advance_uncapped"])
+    for flag in sorted(set(r["flags"])):
+        m = policy.multipliers.get(flag)
+        if m is not None and m < 1.0:
+            out.append(Reason(f"FLAG_{flag}", -remaining * (1.0 - m), plot_id=str(r["plot_id"]), detail=f"x{m}"))
+            remaining *= m
+    return out
 
 
 def farmer_limits(
@@ -86,24 +77,35 @@ def farmer_limits(
     debt: pd.DataFrame | None,
     policy: Policy,
     as_of: dt.date,
+    previous: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per farmer (sorted by id): limit, status, decided_by, ordered reasons."""
+    """One row per farmer (sorted by id): limit, status, decided_by, ordered reasons, risk score.
+
+    ``previous`` (optional) holds the farmer's last limits: ``farmer_id, limit`` and, when known,
+    ``existing_debt, rent_due`` (a previous ``limits.parquet`` has them).
+    """
     owed = dict(zip(debt["farmer_id"], debt["outstanding"])) if debt is not None else {}
+    prev = previous.set_index("farmer_id") if previous is not None else None
     rows = []
     for fid, fp in plot_rev.groupby("farmer_id", sort=True):
         reasons: list[Reason] = []
         ok = fp[fp["eligible"]]
-        advance_uncapped = float(ok["advance_uncapped"].sum())
-        advance = float(ok["advance"].sum())
-        reasons.append(Reason("ADVANCE_ON_REVENUE", advance_uncapped,
-                              detail=f"{policy.advance_rate:.0%} of {ok['pledgeable_revenue'].sum():.0f} "
-                                     f"({policy.yield_quantile} yield) on {len(ok)} plot(s)"))
-        if advance < advance_uncapped:
-            reasons.append(Reason("CROP_CAP_PER_HA", advance - advance_uncapped))
+        # Gross advance over every plot with an estimate; exclusions, flags and caps then subtract,
+        # so the reasons add up to the limit and say what each problem cost.
+        gross = float(fp["advance_uncapped"].sum())
+        reasons.append(Reason("ADVANCE_ON_REVENUE", gross,
+                              detail=f"{policy.advance_rate:.0%} of {fp['pledgeable_revenue'].sum():.0f} "
+                                     f"({policy.yield_quantile} yield) on {len(fp)} plot(s)"))
         for r in fp[~fp["eligible"]].itertuples():
-            lost = -float(r.advance) if np.isfinite(r.advance) else 0.0
+            lost = -float(r.advance_uncapped)
             reasons.append(Reason(f"PLOT_EXCLUDED_{r.exclusion}", lost, plot_id=str(r.plot_id),
-                                  detail="no yield estimate" if r.advance == 0 else ""))
+                                  detail="" if lost else "no yield estimate"))
+        flag_losses = [reason for _, r in ok.iterrows() for reason in _flag_reasons(r, policy)]
+        reasons += flag_losses
+        advance = float(ok["advance"].sum())
+        after_flags = float(ok["advance_uncapped"].sum()) + sum(r.amount for r in flag_losses)
+        if advance < after_flags - 1e-9:
+            reasons.append(Reason("CROP_CAP_PER_HA", advance - after_flags))
         rent = float(fp.loc[fp["eligible"], "rent_due"].sum())
         if rent > 0:
             reasons.append(Reason("RENT_DUE", -rent))
@@ -117,6 +119,14 @@ def farmer_limits(
         if limit < 0:
             reasons.append(Reason("FLOOR_AT_ZERO", -limit))
             limit = 0.0
+
+        prev_limit = _previous(prev, fid, "limit")
+        severe = _severe_events(fp, debt_amt, rent, prev, fid, policy)
+        change = apply_change_rules(limit, prev_limit, severe, policy.change_rules)
+        if change.reason is not None:
+            reasons.append(change.reason)
+        limit = min(change.limit, policy.max_limit_per_farmer)
+
         rounded = math.floor(limit / policy.rounding) * policy.rounding
         if rounded < limit:
             reasons.append(Reason("ROUNDING", rounded - limit))
@@ -124,31 +134,72 @@ def farmer_limits(
         if 0 < limit < policy.min_limit:
             reasons.append(Reason("BELOW_MINIMUM", -limit))
             limit = 0.0
+        if policy.evidence == "prior":
+            reasons.append(Reason("PRIOR_YIELD_ESTIMATE", 0.0, detail=f"relative sd {policy.prior_relative_sd}"))
 
-        excluded = [r for r in reasons if r.code.startswith("PLOT_EXCLUDED_")]
-        flagged = sorted({f for flags in fp["flags"] for f in flags if f in REVIEW_FLAGS})
-        if limit <= 0:
-            status, decided_by = "declined", next((r.code for r in reasons if r.code in ("BELOW_MINIMUM", "FLOOR_AT_ZERO")), "NO_PLEDGEABLE_REVENUE")
-        elif policy.review_on_flags and (excluded or flagged):
-            status, decided_by = "review", excluded[0].code if excluded else flagged[0]
-        else:
-            status, decided_by = "approved", "ADVANCE_ON_REVENUE"
-        ordered = sorted(reasons, key=lambda r: (-abs(r.amount), r.code, r.plot_id or ""))
+        status, decided_by = _status(limit, reasons, fp, policy)
+        expected = float(ok["expected_revenue"].sum()) if len(ok) else np.nan
+        ranked = ordered(reasons)
         rows.append({
             "farmer_id": fid,
             "limit": float(limit),
             "currency": policy.currency,
             "status": status,
             "decided_by": decided_by,
-            "reason_codes": [r.code for r in ordered],
-            "reasons": [r.as_dict() for r in ordered],
-            "expected_revenue": float(fp["expected_revenue"].sum(min_count=1)) if fp["expected_revenue"].notna().any() else np.nan,
+            "reason_codes": [r.code for r in ranked],
+            "reasons": [r.as_dict() for r in ranked],
+            "previous_limit": np.nan if prev_limit is None else prev_limit,
+            "change_reason": change.change_reason,
+            "expected_revenue": expected,
             "pledgeable_revenue": float(ok["pledgeable_revenue"].sum()),
             "rent_due": rent,
             "existing_debt": debt_amt,
+            "risk_score": risk_score(limit, debt_amt, rent, expected),
             "n_plots": int(len(fp)),
             "n_plots_eligible": int(len(ok)),
             "valid_from": pd.Timestamp(as_of),
             "valid_until": pd.Timestamp(as_of) + pd.Timedelta(days=policy.validity_days),
         })
     return pd.DataFrame(rows)
+
+
+def risk_score(limit: float, debt: float, rent: float, expected_revenue: float) -> float:
+    """Share of the expected (P50) harvest revenue committed if the line is fully drawn, in [0, 1].
+
+    Higher is riskier; 1 when nothing is expected. Transparent on purpose: the backtest reports how
+    well it ranks defaults (KS, AUC) before anyone trusts a fitted score instead.
+    """
+    if not np.isfinite(expected_revenue) or expected_revenue <= 0:
+        return 1.0
+    return float(min(max((limit + debt + rent) / expected_revenue, 0.0), 1.0))
+
+
+def _previous(prev: pd.DataFrame | None, fid: str, col: str) -> float | None:
+    if prev is None or fid not in prev.index or col not in prev.columns:
+        return None
+    v = prev.at[fid, col]
+    return float(v) if pd.notna(v) else None
+
+
+def _severe_events(fp: pd.DataFrame, debt: float, rent: float, prev: pd.DataFrame | None, fid: str,
+                   policy: Policy) -> list[str]:
+    severe = set(policy.change_rules.severe_codes)
+    events = sorted({f for flags in fp["flags"] for f in flags if f in severe})
+    prev_debt, prev_rent = _previous(prev, fid, "existing_debt"), _previous(prev, fid, "rent_due")
+    if prev_debt is not None and debt > prev_debt and "EXISTING_DEBT_INCREASED" in severe:
+        events.append("EXISTING_DEBT_INCREASED")
+    if prev_rent is not None and rent > prev_rent and "RENT_DUE_INCREASED" in severe:
+        events.append("RENT_DUE_INCREASED")
+    return events
+
+
+def _status(limit: float, reasons: list[Reason], fp: pd.DataFrame, policy: Policy) -> tuple[str, str]:
+    """declined / review / approved, and the rule that decided it."""
+    if limit <= 0:
+        rule = next((r.code for r in reasons if r.code in ("BELOW_MINIMUM", "FLOOR_AT_ZERO")), "NO_PLEDGEABLE_REVENUE")
+        return "declined", rule
+    excluded = [r.code for r in reasons if r.code.startswith("PLOT_EXCLUDED_")]
+    flagged = sorted({f for flags in fp["flags"] for f in flags if f in REVIEW_FLAGS})
+    if policy.review_on_flags and (excluded or flagged):
+        return "review", excluded[0] if excluded else flagged[0]
+    return "approved", "ADVANCE_ON_REVENUE"

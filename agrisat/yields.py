@@ -38,3 +38,14 @@ def estimate_yield(growth: pd.DataFrame, plots: pd.DataFrame, crops: CropTable) 
         rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
                      "yield_p90": p50 + Z90 * sd, "yield_method": "empirical_peak_ndvi"})
     return pd.DataFrame(rows)
+
+
+def prior_yield(plots: pd.DataFrame, crops: CropTable, relative_sd: float) -> pd.DataFrame:
+    """Before the crop is visible (planting stage): the crop's reference yield with a wide band."""
+    rows = []
+    for pid, crop in zip(plots["plot_id"], plots["declared_crop"]):
+        p50 = crops.get(str(crop), plot_id=str(pid)).reference_yield_t_ha
+        sd = relative_sd * p50
+        rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
+                     "yield_p90": p50 + Z90 * sd, "yield_method": "prior_reference"})
+    return pd.DataFrame(rows)

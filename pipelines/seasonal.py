@@ -49,7 +49,7 @@ class RunResult:
 def run_seasonal(config_path: str | Path, *, run_id: str | None = None, scheduler: str | None = None) -> RunResult:
     cfg = load_run_config(config_path)
     crops = load_crops(cfg.crops)
-    policy = load_policy(cfg.policy)
+    policy = load_policy(cfg.policy).for_stage(cfg.run.stage)
     as_of = cfg.run.as_of
     run_id = run_id or f"{cfg.run.name}-{as_of:%Y%m%d}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
     timer = StageTimer()
@@ -95,13 +95,17 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         else:
             wx = pd.DataFrame({"plot_id": plots["plot_id"]})
 
-    # 6. Yield with uncertainty -> revenue -> limits.
+    # 6. Yield with uncertainty -> revenue -> limits (stage rules, change rules vs previous limits).
     with timer("credit"):
-        est = yields.estimate_yield(metrics, plots, crops)
+        if policy.evidence == "prior":
+            est = yields.prior_yield(plots, crops, policy.prior_relative_sd)
+        else:
+            est = yields.estimate_yield(metrics, plots, crops)
         results = _plot_results(plots, metrics, leases, wx, est)
         results = credit.plot_revenue(results, crops, policy)
         debt = tables.read_debt(cfg.inputs.debt) if cfg.inputs.debt else None
-        limits = credit.farmer_limits(results, debt, policy, as_of)
+        previous = tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None
+        limits = credit.farmer_limits(results, debt, policy, as_of, previous)
         limits = _add_lineage(limits, results, series, policy.version, yields.model_version(crops), run_id,
                               policy.min_valid_fraction)
 
@@ -131,8 +135,6 @@ def _add_lineage(limits: pd.DataFrame, results: pd.DataFrame, series: pd.DataFra
     dates = clear.assign(farmer_id=clear["plot_id"].map(farmer_of)).groupby("farmer_id")["date"]
     per_farmer = {f: sorted({d.strftime("%Y-%m-%d") for d in g}) for f, g in dates}
     out = limits.copy()
-    out["previous_limit"] = np.nan  # change rules against the last published limit: credit-engine issue
-    out["change_reason"] = "NO_PREVIOUS_LIMIT"
     out["run_id"] = run_id
     out["policy_version"] = policy_version
     out["model_version"] = model_version

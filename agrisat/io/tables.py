@@ -95,3 +95,17 @@ def read_debt(path: str | Path) -> pd.DataFrame:
     if len(dup):
         raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: farmer {dup.iloc[0]!r} listed twice")
     return df
+
+
+def read_previous_limits(path: str | Path) -> pd.DataFrame:
+    """A previous run's ``limits.parquet`` (or a CSV with at least ``farmer_id, limit``)."""
+    path = Path(path)
+    df = _read_table(path, ("farmer_id", "limit"), "previous limits")
+    df["limit"] = _numbers(df, "limit", path, min_value=0.0)
+    for col in ("existing_debt", "rent_due"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    dup = df["farmer_id"][df["farmer_id"].duplicated()]
+    if len(dup):
+        raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: farmer {dup.iloc[0]!r} listed twice")
+    return df
