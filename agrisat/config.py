@@ -61,8 +61,9 @@ class ImagerySection(_Frozen):
     # Sentinel-2 SCL classes treated as not clear: 0 no data, 1 saturated/defective,
     # 3 cloud shadow, 8/9 cloud medium/high probability, 10 thin cirrus, 11 snow.
     exclude_classes: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
-    chunk_px: int = Field(1024, ge=64)
+    chunk_px: int = Field(1024, ge=16)
     plot_group_px: int = Field(512, ge=32)  # plots are batched by this block of the grid
+    partition_px: int = Field(4096, ge=16)  # resumable unit of work: plots by region and grid block
 
 
 class DaskSection(_Frozen):

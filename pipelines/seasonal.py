@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 import agrisat
-from agrisat import credit, growth, indices, land, plots as plotmod, scenes, weather, yields, zonal
-from agrisat.cluster import dask_scheduler
+from agrisat import credit, growth, land, plots as plotmod, weather, yields
 from agrisat.config import RunConfig, load_crops, load_policy, load_run_config
+from agrisat.errors import RunStoreError
 from agrisat.io import plots as plots_io
-from agrisat.io import runstore, tables, tiles
+from agrisat.io import runstore, tables
+from pipelines import extract
 
 
 @dataclass
@@ -52,6 +53,8 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     policy = load_policy(cfg.policy).for_stage(cfg.run.stage)
     as_of = cfg.run.as_of
     run_id = run_id or f"{cfg.run.name}-{as_of:%Y%m%d}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    if (cfg.run.output_dir / run_id).exists():  # fail before computing anything
+        raise RunStoreError(f"{cfg.run.output_dir / run_id}: run folder already exists; choose another --run-id")
     timer = StageTimer()
     warnings: list[str] = []
 
@@ -59,23 +62,10 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     with timer("plots"):
         plots = plotmod.validate_plots(plots_io.read_plots(cfg.inputs.plots), crops, source=str(cfg.inputs.plots))
 
-    # 2. Imagery: index -> scenes in the season up to as_of -> lazy cube over the plots' window.
-    with timer("imagery_open"):
-        bands = [cfg.imagery.red, cfg.imagery.nir] + ([cfg.imagery.quality] if cfg.imagery.quality else [])
-        index = tiles.read_index(cfg.inputs.imagery_index)
-        end = min(cfg.season.end, as_of)
-        chosen = tiles.select_scenes(index, cfg.inputs.imagery_area, bands, pd.Timestamp(cfg.season.start), pd.Timestamp(end))
-        grid = tiles.common_grid(chosen)
-        plots_grid = plotmod.to_grid_crs(plots, grid.crs)
-        window = tiles.window_for_bounds(grid, tuple(plots_grid.total_bounds))
-        cube = tiles.open_cube(chosen, grid, window, chunk_px=cfg.imagery.chunk_px)
-
-    # 3. Mask -> NDVI -> per-plot time series (the Dask computation happens here).
-    with timer("zonal"):
-        masked = scenes.mask_clouds(cube, cfg.imagery.quality, cfg.imagery.exclude_classes)
-        ndvi = indices.ndvi(masked, cfg.imagery.red, cfg.imagery.nir)
-        with dask_scheduler(scheduler or cfg.dask.scheduler, cfg.dask.num_workers) as sched:
-            series = zonal.plot_timeseries(ndvi, plots_grid, group_px=cfg.imagery.plot_group_px)
+    # 2-3. Imagery -> cloud mask -> NDVI -> per-plot series, partition by partition (resumable).
+    with timer("extract"):
+        extraction = extract.extract_series(cfg, plots, run_id, scheduler)
+        series = extraction.series
 
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
@@ -109,9 +99,10 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         limits = _add_lineage(limits, results, series, policy.version, yields.model_version(crops), run_id,
                               policy.min_valid_fraction)
 
-    manifest = _manifest(cfg, run_id, chosen, timer, sched, warnings, plots, series, limits,
+    manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, yields.model_version(crops))
     path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest)
+    extract.finish(cfg, run_id)
     return RunResult(run_id, path, limits)
 
 
@@ -146,12 +137,13 @@ def _to_geoparquet(results: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return results.to_crs(4326)  # WGS84 for QGIS/DuckDB users; area columns were computed in UTM
 
 
-def _manifest(cfg: RunConfig, run_id: str, scenes_used: pd.DataFrame, timer: StageTimer, scheduler: str,
+def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer: StageTimer,
               warnings: list[str], plots: pd.DataFrame, series: pd.DataFrame, limits: pd.DataFrame,
               crops_version: str, policy_version: str, model_version: str) -> dict[str, Any]:
     files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path)}
     files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
     inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in sorted(files.items()) if p}
+    scenes_used = extraction.scenes
     imagery = [{"date": r.date.strftime("%Y-%m-%d"), "band": r.band, "path": r.path, "sha256": runstore.sha256_file(r.abspath)}
                for r in scenes_used.itertuples()]
     return {
@@ -162,7 +154,8 @@ def _manifest(cfg: RunConfig, run_id: str, scenes_used: pd.DataFrame, timer: Sta
         "crops_version": crops_version,
         "policy_version": policy_version,
         "model_version": model_version,
-        "scheduler": scheduler,
+        "scheduler": extraction.scheduler,
+        "partitions": {"all": extraction.partitions, "computed": extraction.computed, "resumed": extraction.resumed},
         "inputs": inputs,
         "imagery": imagery,
         "counts": {
