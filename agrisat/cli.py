@@ -5,6 +5,7 @@ Exit codes: 0 success; 2 usage; 3 bad config or input data; 4 imagery problem; 5
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -34,8 +35,14 @@ def _friendly_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group()
 @click.version_option(package_name="agrisat")
-def main() -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line on stderr, for schedulers and log shippers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(log_format: str, quiet: bool) -> None:
     """agrisat: credit limits for farmers from satellite crop monitoring."""
+    from agrisat import logs
+
+    logs.setup(log_format, logging.WARNING if quiet else logging.INFO)
 
 
 @main.command()
@@ -83,6 +90,64 @@ def backtest(loans_csv: str, bands: int) -> None:
     except (OSError, ValueError) as e:
         raise InputDataError(f"{loans_csv}: cannot read: {e}") from e
     click.echo(run_backtest(df, source=loans_csv, n_bands=bands).to_text())
+
+
+runs_dir_option = click.option("--runs-dir", default=None, type=click.Path(file_okay=False),
+                               help="Runs directory (default: $AGRISAT_OUTPUT_DIR or ./runs).")
+
+
+@main.group()
+def inspect() -> None:
+    """Look at one plot or farmer of a run."""
+
+
+@inspect.command("plot")
+@click.argument("plot_id")
+@click.option("--run", "run_id", required=True, help="Run id.")
+@runs_dir_option
+@click.option("--png", "png_path", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the chart (default: <run>/plots/<PLOT_ID>.png).")
+@_friendly_errors
+def inspect_plot(plot_id: str, run_id: str, runs_dir: str | None, png_path: str | None) -> None:
+    """Metrics and flags of PLOT_ID, and a PNG chart of its NDVI against its cohort."""
+    from agrisat.io.runstore import find_run
+    from agrisat.report.inspect import plot_summary
+
+    path = find_run(_runs_dir(runs_dir), run_id)
+    text, png = plot_summary(path, plot_id)
+    out = Path(png_path) if png_path else path / "plots" / f"{plot_id}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(png)
+    click.echo(text)
+    click.echo(f"\nchart written to {out}")
+
+
+@inspect.command("farmer")
+@click.argument("farmer_id")
+@click.option("--run", "run_id", required=True, help="Run id.")
+@runs_dir_option
+@_friendly_errors
+def inspect_farmer(farmer_id: str, run_id: str, runs_dir: str | None) -> None:
+    """FARMER_ID's plots and limit breakdown (same as `agrisat explain`)."""
+    from agrisat.explain import explain_farmer
+    from agrisat.io.runstore import find_run
+
+    click.echo(explain_farmer(find_run(_runs_dir(runs_dir), run_id), farmer_id))
+
+
+@main.command()
+@click.argument("run_id")
+@runs_dir_option
+@click.option("-o", "--output", default=None, type=click.Path(dir_okay=False),
+              help="HTML file to write (default: <run>/report.html).")
+@_friendly_errors
+def report(run_id: str, runs_dir: str | None, output: str | None) -> None:
+    """Write a self-contained HTML report of RUN_ID (works offline)."""
+    from agrisat.io.runstore import find_run
+    from agrisat.report.html import write_report
+
+    out = write_report(find_run(_runs_dir(runs_dir), run_id), Path(output) if output else None)
+    click.echo(f"report written to {out}")
 
 
 def _runs_dir(option: str | None) -> Path:

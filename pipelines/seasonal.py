@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import platform
 import time
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ from agrisat.io import plots as plots_io
 from agrisat.io import runstore, tables
 from pipelines import extract
 
+log = logging.getLogger("agrisat.run")
+
 
 @dataclass
 class StageTimer:
@@ -38,6 +41,7 @@ class StageTimer:
         t0 = time.perf_counter()
         yield
         self.seconds[stage] = round(time.perf_counter() - t0, 4)
+        log.info("stage %s done in %.2f s", stage, self.seconds[stage])
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, yields.model_version(crops))
+    manifest["stage"] = cfg.run.stage
+    manifest["min_valid_fraction"] = policy.min_valid_fraction
     path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest)
     extract.finish(cfg, run_id)
     return RunResult(run_id, path, limits)

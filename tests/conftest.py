@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+import yaml
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
@@ -72,3 +73,23 @@ def tiny_plots() -> gpd.GeoDataFrame:
          "tenure": ["owned"] * 3},
         geometry=geoms, crs=CRS,
     )
+
+
+@pytest.fixture
+def tiny_config(tmp_path, tiny_tiles, tiny_plots) -> Path:
+    """A run config over tiny_tiles with three plots in two regions and 16-px partitions."""
+    plots = tiny_plots.copy()
+    plots["region"] = ["north", "north", "south"]
+    plots.to_file(tmp_path / "plots.geojson")
+    cfg = {
+        "run": {"name": "tiny", "output_dir": str(tmp_path / "runs"), "as_of": "2021-10-31", "stage": "harvest"},
+        "season": {"start": "2021-03-01", "end": "2021-10-31"},
+        "inputs": {"plots": str(tmp_path / "plots.geojson"), "imagery_index": str(tiny_tiles["index"]),
+                   "imagery_area": "tiny"},
+        "crops": str(ROOT / "configs" / "crops.yaml"),
+        "policy": str(ROOT / "configs" / "policy.yaml"),
+        "imagery": {"quality": "SCL", "partition_px": 16, "chunk_px": 16},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path

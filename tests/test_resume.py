@@ -14,25 +14,6 @@ from pipelines import extract
 from pipelines.seasonal import run_seasonal
 
 
-@pytest.fixture
-def tiny_config(tmp_path, tiny_tiles, tiny_plots) -> Path:
-    plots = tiny_plots.copy()
-    plots["region"] = ["north", "north", "south"]
-    plots.to_file(tmp_path / "plots.geojson")
-    cfg = {
-        "run": {"name": "tiny", "output_dir": str(tmp_path / "runs"), "as_of": "2021-10-31", "stage": "harvest"},
-        "season": {"start": "2021-03-01", "end": "2021-10-31"},
-        "inputs": {"plots": str(tmp_path / "plots.geojson"), "imagery_index": str(tiny_tiles["index"]),
-                   "imagery_area": "tiny"},
-        "crops": str(ROOT / "configs" / "crops.yaml"),
-        "policy": str(ROOT / "configs" / "policy.yaml"),
-        "imagery": {"quality": "SCL", "partition_px": 16, "chunk_px": 16},
-    }
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 def test_crash_then_resume_gives_identical_outputs_without_recomputing(tiny_config, monkeypatch):
     clean = run_seasonal(tiny_config, run_id="clean")
     parts = pd.read_json(clean.path / "manifest.json", typ="series")["partitions"]
