@@ -82,7 +82,7 @@ def tiny_config(tmp_path, tiny_tiles, tiny_plots) -> Path:
     plots["region"] = ["north", "north", "south"]
     plots.to_file(tmp_path / "plots.geojson")
     cfg = {
-        "run": {"name": "tiny", "output_dir": str(tmp_path / "runs"), "as_of": "2021-10-31", "stage": "harvest"},
+        "run": {"name": "tiny", "output_dir": str(tmp_path / "runs"), "as_of": "2021-10-31", "stage": "mid_season"},
         "season": {"start": "2021-03-01", "end": "2021-10-31"},
         "inputs": {"plots": str(tmp_path / "plots.geojson"), "imagery_index": str(tiny_tiles["index"]),
                    "imagery_area": "tiny"},
@@ -93,3 +93,42 @@ def tiny_config(tmp_path, tiny_tiles, tiny_plots) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+@pytest.fixture(scope="session")
+def dask_cluster_address():
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1; yields the address."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dask_cli = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    worker_cli = [sys.executable, "-m", "distributed.cli.dask_worker"]
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([*dask_cli, "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([*worker_cli, address, "--nthreads", "1", "--no-dashboard",
+                                           "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        with Client(address, timeout="30s") as client:
+            while len(client.scheduler_info()["workers"]) < 2:
+                if time.monotonic() > deadline:
+                    pytest.fail("dask workers did not register within 60 s")
+                time.sleep(0.2)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
