@@ -49,12 +49,17 @@ def main(log_format: str, quiet: bool) -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--run-id", default=None, help="Run id (default: <name>-<as_of>-<UTC time>).")
 @click.option("--scheduler", default=None, help="threads | synchronous | processes | tcp://HOST:PORT of a Dask scheduler.")
+@click.option("--incremental-from", default=None, metavar="RUN_ID",
+              help="Reuse RUN_ID's statistics for unchanged plots on unchanged imagery dates; read only new dates.")
 @_friendly_errors
-def run(config: str, run_id: str | None, scheduler: str | None) -> None:
-    """Run a seasonal job from CONFIG and write a run folder."""
+def run(config: str, run_id: str | None, scheduler: str | None, incremental_from: str | None) -> None:
+    """Run a seasonal job from CONFIG and write a run folder.
+
+    Re-running with the same --run-id after a crash resumes: finished partitions are not recomputed.
+    """
     from pipelines.seasonal import run_seasonal
 
-    result = run_seasonal(config, run_id=run_id, scheduler=scheduler)
+    result = run_seasonal(config, run_id=run_id, scheduler=scheduler, incremental_from=incremental_from)
     click.echo(format_limits(result.limits))
     click.echo(f"\nrun {result.run_id} written to {result.path}")
 

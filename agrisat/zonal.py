@@ -91,20 +91,29 @@ def _batch_stats(block: np.ndarray, transform: Sequence[float], ids: list[str], 
     rows = []
     for pid, geom in zip(ids, shapely.from_wkb(wkb)):
         inside = geometry_mask([geom], out_shape=(h, w), transform=t, invert=True, all_touched=False)
-        vals = flat[:, np.flatnonzero(inside.ravel())].astype(np.float64)
+        # C order: row sums are then pairwise per date, so rounding never depends on the layout.
+        vals = np.ascontiguousarray(flat[:, np.flatnonzero(inside.ravel())], dtype=np.float64)
         rows.append({"plot_id": pid, "n_pixels": int(inside.sum()), **_reduce(vals)})
     return pd.DataFrame(rows)
 
 
 def _reduce(vals: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-date statistics over the valid (non-NaN) pixels of one plot; NaN where none are valid."""
+    """Per-date statistics over the valid (non-NaN) pixels of one plot; NaN where none are valid.
+
+    Sums are plain row reductions of zero-filled arrays, not masked (``where=``) reductions: numpy's
+    masked reductions are buffered, so their rounding depends on how many dates are reduced together.
+    Plain row sums make a date's statistics independent of the other dates (incremental runs rely on it).
+    """
+    vals = np.ascontiguousarray(vals, dtype=np.float64)
     n_t, n = vals.shape
     valid = ~np.isnan(vals)
     count = valid.sum(axis=1)
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates are expected (clouds)
-        mean = np.nanmean(vals, axis=1) if n else np.full(n_t, np.nan)
-        std = np.nanstd(vals, axis=1) if n else np.full(n_t, np.nan)
+        filled = np.where(valid, vals, 0.0)
+        mean = filled.sum(axis=1) / count
+        dev = np.where(valid, vals - mean[:, None], 0.0)
+        std = np.sqrt((dev * dev).sum(axis=1) / count)
         q = np.nanpercentile(vals, [10, 50, 90], axis=1) if n else np.full((3, n_t), np.nan)
         frac = count / n if n else np.zeros(n_t)
     return {

@@ -36,8 +36,48 @@ class Extraction:
     scenes: pd.DataFrame
     scheduler: str
     partitions: list[str]
+    scene_sha256: dict[tuple[str, str], str] = field(default_factory=dict)  # (date, band) -> hash
     computed: list[str] = field(default_factory=list)  # partitions computed in this invocation
     resumed: list[str] = field(default_factory=list)  # partitions taken from an earlier attempt
+    reused_dates: list[str] = field(default_factory=list)  # dates taken from the previous run
+    new_dates: list[str] = field(default_factory=list)  # dates read from imagery in this run
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """What an incremental run may reuse: the earlier run's series, scene hashes and plot hashes."""
+
+    series: pd.DataFrame
+    scene_sha256: dict[tuple[str, str], str]
+    plot_sha256: dict[str, str]
+
+
+def load_previous_run(run_dir: Path) -> PreviousRun:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    plots = pd.read_parquet(run_dir / "plots.parquet", columns=["plot_id", "geometry_sha256"])
+    return PreviousRun(
+        series=pd.read_parquet(run_dir / "plot_timeseries.parquet"),
+        scene_sha256={(s["date"], s["band"]): s["sha256"] for s in manifest["imagery"]},
+        plot_sha256=dict(zip(plots["plot_id"], plots["geometry_sha256"])),
+    )
+
+
+def geometry_sha256(plots: gpd.GeoDataFrame) -> pd.Series:
+    """Hash of each registered geometry and its CRS: an unchanged plot can reuse earlier statistics."""
+    crs = plots.crs.to_string().encode()
+    return pd.Series([hashlib.sha256(crs + g.wkb).hexdigest() for g in plots.geometry], index=plots.index)
+
+
+def _reusable_dates(chosen: pd.DataFrame, hashes: dict[tuple[str, str], str], prev: PreviousRun | None) -> set[str]:
+    """Dates whose every band file is byte-identical to what the previous run read."""
+    if prev is None:
+        return set()
+    done = set(prev.series["date"].dt.strftime("%Y-%m-%d"))
+    ok = set()
+    for date, grp in chosen.groupby(chosen["date"].dt.strftime("%Y-%m-%d")):
+        if date in done and all(prev.scene_sha256.get((date, b)) == hashes[(date, b)] for b in grp["band"]):
+            ok.add(date)
+    return ok
 
 
 def work_dir(cfg: RunConfig, run_id: str) -> Path:
@@ -62,7 +102,9 @@ def partition_keys(plots_grid: gpd.GeoDataFrame, grid: tiles.Grid, partition_px:
     return pd.Series([f"{r}-{a}-{b}" for r, a, b in zip(region, rb, cb)], index=plots_grid.index)
 
 
-def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, scheduler: str | None) -> Extraction:
+def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, scheduler: str | None,
+                   previous: PreviousRun | None = None) -> Extraction:
+    """Per plot x date NDVI statistics; with ``previous``, unchanged plots reuse unchanged dates."""
     bands = [cfg.imagery.red, cfg.imagery.nir] + ([cfg.imagery.quality] if cfg.imagery.quality else [])
     index = tiles.read_index(cfg.inputs.imagery_index)
     end = min(cfg.season.end, cfg.run.as_of)
@@ -71,9 +113,16 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
     plots_grid = plotmod.to_grid_crs(plots, grid.crs)
     keys = partition_keys(plots_grid, grid, cfg.imagery.partition_px)
 
+    hashes = {(r.date.strftime("%Y-%m-%d"), r.band): sha256_file(r.abspath) for r in chosen.itertuples()}
+    reusable = _reusable_dates(chosen, hashes, previous)
+    geom_sha = geometry_sha256(plots)
+
     wdir = work_dir(cfg, run_id)
     _claim(wdir, fingerprint(cfg))
-    result = Extraction(pd.DataFrame(), chosen, "", sorted(keys.unique()))
+    result = Extraction(pd.DataFrame(), chosen, "", sorted(keys.unique()), scene_sha256=hashes)
+    all_dates = sorted({d for d, _ in hashes})
+    result.reused_dates = sorted(reusable)
+    result.new_dates = [d for d in all_dates if d not in reusable]
     parts = []
     with dask_scheduler(scheduler or cfg.dask.scheduler, cfg.dask.num_workers) as sched:
         result.scheduler = sched
@@ -85,11 +134,16 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
                 log.info("partition %s (%d/%d) resumed from %s", key, i, len(result.partitions), path)
                 continue
             members = plots_grid[keys == key]
-            window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
-            cube = tiles.open_cube(chosen, grid, window, chunk_px=cfg.imagery.chunk_px)
-            masked = scenes.mask_clouds(cube, cfg.imagery.quality, cfg.imagery.exclude_classes)
-            ndvi = indices.ndvi(masked, cfg.imagery.red, cfg.imagery.nir)
-            series = zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
+            unchanged = previous is not None and all(
+                previous.plot_sha256.get(pid) == h for pid, h in zip(members["plot_id"], geom_sha[keys == key]))
+            dates = result.new_dates if unchanged else all_dates
+            todo = chosen[chosen["date"].dt.strftime("%Y-%m-%d").isin(dates)]
+            series = _compute(cfg, grid, todo, members) if len(todo) else None
+            if unchanged:
+                assert previous is not None
+                old = previous.series[previous.series["plot_id"].isin(members["plot_id"])
+                                      & previous.series["date"].dt.strftime("%Y-%m-%d").isin(reusable)]
+                series = pd.concat([old, series], ignore_index=True) if series is not None else old.reset_index(drop=True)
             _write_atomic(series, path)
             result.computed.append(key)
             parts.append(series)
@@ -101,6 +155,14 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
     series = series.sort_values(["plot_id", "date"], key=lambda s: s.map(order) if s.name == "plot_id" else s)
     result.series = series.reset_index(drop=True)
     return result
+
+
+def _compute(cfg: RunConfig, grid: tiles.Grid, scenes_todo: pd.DataFrame, members: gpd.GeoDataFrame) -> pd.DataFrame:
+    window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
+    cube = tiles.open_cube(scenes_todo, grid, window, chunk_px=cfg.imagery.chunk_px)
+    masked = scenes.mask_clouds(cube, cfg.imagery.quality, cfg.imagery.exclude_classes)
+    ndvi = indices.ndvi(masked, cfg.imagery.red, cfg.imagery.nir)
+    return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
 
 
 def finish(cfg: RunConfig, run_id: str) -> None:

@@ -51,7 +51,10 @@ class RunResult:
     limits: pd.DataFrame
 
 
-def run_seasonal(config_path: str | Path, *, run_id: str | None = None, scheduler: str | None = None) -> RunResult:
+def run_seasonal(config_path: str | Path, *, run_id: str | None = None, scheduler: str | None = None,
+                 incremental_from: str | None = None) -> RunResult:
+    """Run the season described by ``config_path``; ``incremental_from`` names an earlier run whose
+    statistics are reused for unchanged plots on byte-identical imagery dates."""
     cfg = load_run_config(config_path)
     crops = load_crops(cfg.crops)
     policy = load_policy(cfg.policy).for_stage(cfg.run.stage)
@@ -68,7 +71,9 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     # 2-3. Imagery -> cloud mask -> NDVI -> per-plot series, partition by partition (resumable).
     with timer("extract"):
-        extraction = extract.extract_series(cfg, plots, run_id, scheduler)
+        previous_run = extract.load_previous_run(runstore.find_run(cfg.run.output_dir, incremental_from)) if incremental_from else None
+        plots["geometry_sha256"] = extract.geometry_sha256(plots)
+        extraction = extract.extract_series(cfg, plots, run_id, scheduler, previous_run)
         series = extraction.series
 
     # 4. Growth metrics and data sufficiency.
@@ -150,8 +155,8 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
     files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
     inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in sorted(files.items()) if p}
     scenes_used = extraction.scenes
-    imagery = [{"date": r.date.strftime("%Y-%m-%d"), "band": r.band, "path": r.path, "sha256": runstore.sha256_file(r.abspath)}
-               for r in scenes_used.itertuples()]
+    imagery = [{"date": d, "band": r.band, "path": r.path, "sha256": extraction.scene_sha256[(d, r.band)]}
+               for r in scenes_used.itertuples() for d in [r.date.strftime("%Y-%m-%d")]]
     return {
         "run_id": run_id,
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -162,6 +167,7 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
         "model_version": model_version,
         "scheduler": extraction.scheduler,
         "partitions": {"all": extraction.partitions, "computed": extraction.computed, "resumed": extraction.resumed},
+        "dates": {"read": extraction.new_dates, "reused": extraction.reused_dates},
         "inputs": inputs,
         "imagery": imagery,
         "counts": {

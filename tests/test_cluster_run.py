@@ -11,7 +11,7 @@ def test_run_on_dask_cluster_gives_same_limits_as_local(tiny_config, dask_cluste
     manifest = pd.read_json(remote.path / "manifest.json", typ="series")
     assert manifest["scheduler"].startswith(dask_cluster_address) and "(2 workers)" in manifest["scheduler"]
     for name in ("plot_timeseries.parquet", "plots.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(local.path / name), pd.read_parquet(remote.path / name))
+        pd.testing.assert_frame_equal(pd.read_parquet(local.path / name), pd.read_parquet(remote.path / name), check_exact=True)
     a = pd.read_parquet(local.path / "limits.parquet").drop(columns="run_id")
     b = pd.read_parquet(remote.path / "limits.parquet").drop(columns="run_id")
     pd.testing.assert_frame_equal(a, b, check_exact=True)

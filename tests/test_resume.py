@@ -44,7 +44,7 @@ def test_crash_then_resume_gives_identical_outputs_without_recomputing(tiny_conf
     assert len(manifest["partitions"]["resumed"]) == 1 and len(manifest["partitions"]["computed"]) == 2
     assert not (out / ".work" / "crashy").exists()
     for name in ("plot_timeseries.parquet", "plots.parquet"):
-        pd.testing.assert_frame_equal(pd.read_parquet(clean.path / name), pd.read_parquet(resumed.path / name))
+        pd.testing.assert_frame_equal(pd.read_parquet(clean.path / name), pd.read_parquet(resumed.path / name), check_exact=True)
     a = pd.read_parquet(clean.path / "limits.parquet").drop(columns="run_id")
     b = pd.read_parquet(resumed.path / "limits.parquet").drop(columns="run_id")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -73,4 +73,55 @@ def test_partitioning_does_not_change_results(tiny_config, tmp_path):
     tiny_config.write_text(yaml.safe_dump(cfg))
     two = run_seasonal(tiny_config, run_id="one-part")
     pd.testing.assert_frame_equal(pd.read_parquet(one.path / "plot_timeseries.parquet"),
-                                  pd.read_parquet(two.path / "plot_timeseries.parquet"))
+                                  pd.read_parquet(two.path / "plot_timeseries.parquet"), check_exact=True)
+
+
+def test_incremental_run_reads_only_new_dates_and_equals_full_run(tiny_config, tmp_path, monkeypatch):
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["run"]["as_of"] = "2021-05-15"  # first run sees April and May
+    early = tmp_path / "early.yaml"
+    early.write_text(yaml.safe_dump(cfg))
+    run_seasonal(early, run_id="may")
+
+    read_dates: list[str] = []
+    real = extract.tiles.open_cube
+
+    def spy(scenes, *a, **k):
+        read_dates.extend(sorted(scenes["date"].dt.strftime("%Y-%m-%d").unique()))
+        return real(scenes, *a, **k)
+
+    monkeypatch.setattr(extract.tiles, "open_cube", spy)
+    inc = run_seasonal(tiny_config, run_id="june-inc", incremental_from="may")
+    assert set(read_dates) == {"2021-06-01"}
+    manifest = pd.read_json(inc.path / "manifest.json", typ="series")
+    assert manifest["dates"] == {"read": ["2021-06-01"], "reused": ["2021-04-01", "2021-05-01"]}
+
+    read_dates.clear()
+    full = run_seasonal(tiny_config, run_id="june-full")
+    assert set(read_dates) == {"2021-04-01", "2021-05-01", "2021-06-01"}
+    for name in ("plot_timeseries.parquet", "plots.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(full.path / name), pd.read_parquet(inc.path / name), check_exact=True)
+
+
+def test_incremental_run_recomputes_a_plot_whose_geometry_changed(tiny_config, tiny_plots, tmp_path, monkeypatch):
+    import geopandas as gpd
+    from conftest import pixel_box
+
+    run_seasonal(tiny_config, run_id="before")
+    cfg = yaml.safe_load(tiny_config.read_text())
+    plots = gpd.read_file(cfg["inputs"]["plots"])
+    plots.loc[plots["plot_id"] == "C", "geometry"] = pixel_box(32, 5, 46, 40)  # C redrawn
+    plots.to_file(cfg["inputs"]["plots"])
+    seen: list[list[str]] = []
+    real = extract.zonal.plot_timeseries
+
+    def spy(ndvi, members, **kw):
+        seen.append((sorted(members["plot_id"]), ndvi.sizes["time"]))
+        return real(ndvi, members, **kw)
+
+    monkeypatch.setattr(extract.zonal, "plot_timeseries", spy)
+    inc = run_seasonal(tiny_config, run_id="after", incremental_from="before")
+    assert seen == [(["C"], 3)]  # only C's partition read imagery, for every date
+    full = run_seasonal(tiny_config, run_id="after-full")
+    pd.testing.assert_frame_equal(pd.read_parquet(full.path / "plot_timeseries.parquet"),
+                                  pd.read_parquet(inc.path / "plot_timeseries.parquet"), check_exact=True)
