@@ -83,7 +83,7 @@ class RunConfig(_Frozen):
 
 
 class CropParams(_Frozen):
-    group: Literal["winter", "summer"]
+    group: Literal["winter", "spring", "summer"]
     peak_months: tuple[int, ...]  # calendar months in which a healthy crop of this kind peaks
     # Crop calendar as "MM-DD" (typical sowing and harvest dates; winter crops harvest the next year).
     sowing: str = Field(pattern=r"^\d{2}-\d{2}$")

@@ -11,29 +11,54 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from agrisat.config import CropTable, Policy
+from agrisat.config import CropParams, CropTable, Policy
 
 # Flags that mean "we cannot estimate this plot's harvest": it leaves the revenue base.
 EXCLUDING_GROWTH_FLAGS = ("NOT_ENOUGH_CLEAR_OBSERVATIONS", "NO_IMAGERY_COVERAGE", "PLOT_TOO_SMALL", "NO_CROP_SIGNAL")
 MIN_PLOT_PIXELS = 4  # fewer clear pixel centres than this is not a plot mean, it is a guess
 
 
+HARVEST_MARGIN_DAYS = 30  # a crop can stand a little past its usual harvest date
+
+
+def growing_window(crop: CropParams, season_end: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Sowing .. harvest (+ margin) of the crop's season that ends by ``season_end``.
+
+    The season's window often also holds the previous crop (a cover crop in November, the winter
+    wheat before a maize): statistics outside the declared crop's own calendar are not its growth.
+    Winter crops are sown in the year before their harvest.
+    """
+    end = pd.Timestamp(season_end)
+    hm, hd = (int(v) for v in crop.harvest.split("-"))
+    sm, sd = (int(v) for v in crop.sowing.split("-"))
+    harvest = pd.Timestamp(end.year, hm, hd)
+    if harvest > end + pd.Timedelta(days=HARVEST_MARGIN_DAYS):
+        harvest = harvest.replace(year=harvest.year - 1)
+    sowing = pd.Timestamp(harvest.year, sm, sd)
+    if sowing >= harvest:
+        sowing = sowing.replace(year=sowing.year - 1)
+    return sowing, harvest + pd.Timedelta(days=HARVEST_MARGIN_DAYS)
+
+
 def growth_metrics(
-    series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date
+    series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date,
+    season_end: dt.date,
 ) -> pd.DataFrame:
     """One row per plot: clear-observation count, peak, peak date, integral, flags with their numbers.
 
-    A date counts as a clear observation when its valid-pixel fraction reaches
-    ``policy.min_valid_fraction``; dates after ``as_of`` are ignored (evidence not yet available).
+    Only dates inside the declared crop's growing window (``growing_window`` of the season ending
+    ``season_end``) and not after ``as_of`` count. A date is a clear observation when its valid-pixel
+    fraction reaches ``policy.min_valid_fraction``.
     """
     crop_of = dict(zip(plots["plot_id"], plots["declared_crop"]))
     cutoff = pd.Timestamp(as_of)
     rows = []
     for pid, s in series.groupby("plot_id", sort=False):
-        s = s[s["date"] <= cutoff].sort_values("date")
+        crop = crops.get(str(crop_of[pid]), plot_id=str(pid))
+        start, stop = growing_window(crop, season_end)
+        s = s[(s["date"] <= min(cutoff, stop)) & (s["date"] >= start)].sort_values("date")
         clear = s[(s["valid_fraction"] >= policy.min_valid_fraction) & s["mean"].notna()]
         n_pix = int(s["n_pixels"].iloc[0]) if len(s) else 0
-        crop = crops.get(str(crop_of[pid]), plot_id=str(pid))
         row: dict = {
             "plot_id": pid,
             "n_pixels": n_pix,

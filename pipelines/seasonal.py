@@ -78,7 +78,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
-        metrics = growth.growth_metrics(series, plots, crops, policy, as_of)
+        metrics = growth.growth_metrics(series, plots, crops, policy, as_of, cfg.season.end)
 
     # 5. Land transfer and weather.
     with timer("land_weather"):

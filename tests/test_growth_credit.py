@@ -27,7 +27,7 @@ def test_growth_metrics_peak_integral_and_flags():
         _series("S", dates, [0.2, 0.2, 0.3, 0.3, 0.3], [1, 1, 1, 1, 1]),       # bare soil
     ])
     plots = pd.DataFrame({"plot_id": ["W", "C", "S"], "declared_crop": ["winter_wheat", "winter_wheat", "maize"]})
-    g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 10, 31)).set_index("plot_id")
+    g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 10, 31), dt.date(2021, 10, 31)).set_index("plot_id")
     assert g.loc["W", "peak_ndvi"] == pytest.approx(0.8)
     assert g.loc["W", "peak_date"] == pd.Timestamp("2021-05-01")
     days = np.array([0, 31, 61, 92, 122], float)
@@ -42,7 +42,7 @@ def test_as_of_hides_later_imagery_and_flags_insufficient():
     dates = ["2021-03-01", "2021-04-01", "2021-05-01", "2021-06-01"]
     s = _series("W", dates, [0.3, 0.6, 0.8, 0.7], [1, 1, 1, 1])
     plots = pd.DataFrame({"plot_id": ["W"], "declared_crop": ["winter_wheat"]})
-    g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 4, 15)).iloc[0]
+    g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 4, 15), dt.date(2021, 10, 31)).iloc[0]
     assert g["n_clear_obs"] == 2
     assert "NOT_ENOUGH_CLEAR_OBSERVATIONS" in g["growth_flags"]
     y = yields.estimate_yield(pd.DataFrame([g]), plots, CROPS).iloc[0]
@@ -109,3 +109,18 @@ def test_plot_without_estimate_gives_zero_not_invented_revenue():
     lim = credit.farmer_limits(credit.plot_revenue(rows, CROPS, POLICY), None, POLICY, dt.date(2021, 10, 31)).iloc[0]
     assert lim["limit"] == 0 and lim["status"] == "declined"
     assert lim["n_plots_eligible"] == 0 and np.isnan(lim["expected_revenue"])
+
+
+def test_growing_window_follows_the_crop_calendar():
+    end = dt.date(2021, 10, 31)
+    assert growth.growing_window(CROPS.crops["winter_wheat"], end) == (pd.Timestamp("2020-10-15"), pd.Timestamp("2021-08-31"))
+    assert growth.growing_window(CROPS.crops["maize"], end) == (pd.Timestamp("2021-04-25"), pd.Timestamp("2021-11-09"))
+
+
+def test_previous_crop_outside_the_window_is_ignored():
+    # A green cover crop in November (previous season) must not become the potato's peak.
+    dates = ["2020-11-01", "2021-05-01", "2021-06-01", "2021-07-01", "2021-08-01"]
+    s = _series("P", dates, [0.85, 0.3, 0.7, 0.75, 0.3], [1] * 5)
+    plots = pd.DataFrame({"plot_id": ["P"], "declared_crop": ["potato"]})
+    g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 10, 31), dt.date(2021, 10, 31)).iloc[0]
+    assert g["peak_date"] == pd.Timestamp("2021-07-01") and g["n_clear_obs"] == 4

@@ -1,0 +1,198 @@
+"""End to end on the shipped sample tiles: the demo run, checked against independent computations."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import yaml
+from click.testing import CliRunner
+from rasterio.features import geometry_mask
+
+from agrisat.cli import main
+from agrisat.errors import MissingBandError, RunStoreError
+from conftest import ROOT
+from pipelines.seasonal import run_seasonal
+
+SAMPLE = ROOT / "sample_tiles"
+CONFIG = ROOT / "configs" / "sample_hesbaye.yaml"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AGRISAT_OUTPUT_DIR", str(out))
+    try:
+        result = run_seasonal(CONFIG, run_id="demo")
+    finally:
+        mp.undo()
+    return result.path
+
+
+def test_run_folder_has_every_output(demo_run):
+    names = sorted(p.name for p in demo_run.iterdir())
+    assert names == ["limits.parquet", "manifest.json", "plot_timeseries.parquet", "plots.parquet"]
+    assert not list(demo_run.parent.glob(".tmp-*"))
+    plots = gpd.read_parquet(demo_run / "plots.parquet")  # GeoParquet: geometry and CRS survive
+    assert plots.crs.to_epsg() == 4326
+    registry = gpd.read_file(SAMPLE / "registry" / "plots.geojson")
+    assert sorted(plots["plot_id"]) == sorted(registry["plot_id"])
+    manifest = json.loads((demo_run / "manifest.json").read_text())
+    assert manifest["counts"]["plots"] == len(registry)
+    assert manifest["inputs"]["plots"]["sha256"]
+    assert len(manifest["imagery"]) == 12 * 2  # 12 monthly dates x (B04, B08)
+
+
+def test_every_sample_farmer_gets_a_limit_with_contract_columns(demo_run):
+    limits = pd.read_parquet(demo_run / "limits.parquet")
+    registry = gpd.read_file(SAMPLE / "registry" / "plots.geojson")
+    assert sorted(limits["farmer_id"]) == sorted(registry["farmer_id"].unique())
+    for col in ("farmer_id", "limit", "currency", "previous_limit", "change_reason", "reason_codes",
+                "valid_from", "valid_until", "run_id", "policy_version", "model_version", "imagery_dates", "status"):
+        assert col in limits.columns, col
+    assert (limits["limit"] >= 0).all()
+    assert set(limits["status"]) <= {"approved", "review", "declined"}
+    assert (limits["run_id"] == "demo").all()
+
+
+def test_ndvi_series_match_independent_rasterio_numpy(demo_run):
+    ts = pd.read_parquet(demo_run / "plot_timeseries.parquet")
+    registry = gpd.read_file(SAMPLE / "registry" / "plots.geojson").to_crs("EPSG:32631")
+    index = pd.read_csv(SAMPLE / "index.csv")
+    hes = index[index["area"] == "hesbaye"]
+    for pid in registry["plot_id"].iloc[:3]:
+        geom = registry.loc[registry["plot_id"] == pid, "geometry"].iloc[0]
+        for date in ("2021-04-01", "2021-06-01", "2021-08-01"):
+            rows = hes[hes["date"] == date].set_index("band")
+            with rasterio.open(SAMPLE / rows.loc["B04", "path"]) as r, rasterio.open(SAMPLE / rows.loc["B08", "path"]) as n:
+                red, nir = r.read(1).astype(float), n.read(1).astype(float)
+                inside = geometry_mask([geom], out_shape=red.shape, transform=r.transform, invert=True)
+            ok = inside & (red != 65535) & (nir != 65535) & (red + nir > 0)
+            nd = (nir - red) / (nir + red)  # scale 1e-4 cancels in the ratio
+            got = ts[(ts["plot_id"] == pid) & (ts["date"] == pd.Timestamp(date))].iloc[0]
+            assert got["n_pixels"] == inside.sum()
+            assert got["count"] == ok.sum()
+            assert got["mean"] == pytest.approx(nd[ok].mean(), abs=1e-5)
+
+
+def test_winter_and_summer_crops_peak_in_different_months(demo_run):
+    plots = gpd.read_parquet(demo_run / "plots.parquet")
+    plots["peak_month"] = pd.to_datetime(plots["peak_date"]).dt.month
+    calendar_ok = ~plots["flags"].map(lambda f: "PEAK_OUTSIDE_CROP_CALENDAR" in f)
+    winter = plots[plots["declared_crop"].isin(["winter_wheat", "winter_barley"]) & calendar_ok]
+    maize = plots[(plots["declared_crop"] == "maize") & calendar_ok]
+    assert len(winter) >= 3 and len(maize) >= 3
+    assert (winter["peak_month"].between(4, 6)).all(), winter[["plot_id", "peak_month"]]
+    assert (maize["peak_month"].between(7, 9)).all(), maize[["plot_id", "peak_month"]]
+    assert winter["peak_month"].max() < maize["peak_month"].min()
+
+
+def test_mis_declared_plot_is_flagged(demo_run):
+    # P003 is declared maize but its field is spring barley (bare until April, peak in June):
+    # sample_tiles/README.md documents the deliberate mistake.
+    plots = gpd.read_parquet(demo_run / "plots.parquet").set_index("plot_id")
+    assert "PEAK_OUTSIDE_CROP_CALENDAR" in plots.loc["P003", "flags"]
+    flagged = {p for p, f in plots["flags"].items() if "PEAK_OUTSIDE_CROP_CALENDAR" in f}
+    assert flagged == {"P003"}
+
+
+def test_dec_jan_nodata_dates_are_not_clear(demo_run):
+    ts = pd.read_parquet(demo_run / "plot_timeseries.parquet")
+    dark = ts[ts["date"].dt.month.isin([12, 1])]
+    assert len(dark) and (dark["valid_fraction"] == 0).all() and dark["mean"].isna().all()
+
+
+def test_lease_problems_reach_the_affected_farmers(demo_run):
+    plots = gpd.read_parquet(demo_run / "plots.parquet")
+    limits = pd.read_parquet(demo_run / "limits.parquet").set_index("farmer_id")
+    contracts = pd.read_csv(SAMPLE / "registry" / "contracts.csv")
+    expired = contracts[contracts["status"] == "expired"].iloc[0]
+    owner = plots.set_index("plot_id").loc[expired["plot_id"], "farmer_id"]
+    assert "PLOT_EXCLUDED_LEASE_EXPIRED" in list(limits.loc[owner, "reason_codes"])
+    merged = contracts.merge(plots[["plot_id", "farmer_id"]], on="plot_id")
+    other = merged[(merged["lessee_id"] != merged["farmer_id"]) & (merged["status"] == "active")].iloc[0]
+    assert "PLOT_EXCLUDED_LEASE_LESSEE_MISMATCH" in list(limits.loc[other["farmer_id"], "reason_codes"])
+    assert limits.loc[owner, "status"] == "review" or limits.loc[owner, "limit"] == 0
+
+
+def test_same_inputs_give_bit_identical_limits(demo_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("AGRISAT_OUTPUT_DIR", str(tmp_path))
+    again = run_seasonal(CONFIG, run_id="again", scheduler="synchronous")
+    first = pd.read_parquet(demo_run / "limits.parquet").drop(columns=["run_id"])
+    second = pd.read_parquet(again.path / "limits.parquet").drop(columns=["run_id"])
+    pd.testing.assert_frame_equal(first, second, check_exact=True)
+    a = pd.read_parquet(demo_run / "plot_timeseries.parquet")
+    b = pd.read_parquet(again.path / "plot_timeseries.parquet")
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_existing_run_id_is_refused_and_left_intact(demo_run, monkeypatch):
+    monkeypatch.setenv("AGRISAT_OUTPUT_DIR", str(demo_run.parent))
+    before = (demo_run / "limits.parquet").read_bytes()
+    with pytest.raises(RunStoreError, match="already exists"):
+        run_seasonal(CONFIG, run_id="demo")
+    assert (demo_run / "limits.parquet").read_bytes() == before
+    assert not list(demo_run.parent.glob(".tmp-*"))
+
+
+def _copy_config(tmp_path: Path, **changes) -> Path:
+    cfg = yaml.safe_load(CONFIG.read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        cfg[section][key] = value
+    for key, value in cfg["inputs"].items():
+        if isinstance(value, str) and value.startswith(".."):
+            cfg["inputs"][key] = str((CONFIG.parent / value).resolve())
+    cfg["crops"] = str(CONFIG.parent / cfg["crops"])
+    cfg["policy"] = str(CONFIG.parent / cfg["policy"])
+    cfg["run"]["output_dir"] = str(tmp_path / "runs")
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_cli_run_prints_a_limit_per_farmer(tmp_path):
+    result = CliRunner().invoke(main, ["run", str(_copy_config(tmp_path)), "--run-id", "cli"])
+    assert result.exit_code == 0, result.output
+    registry = gpd.read_file(SAMPLE / "registry" / "plots.geojson")
+    for fid in registry["farmer_id"].unique():
+        assert f"\n{fid} " in result.output
+    assert "run cli written to" in result.output
+
+
+def test_cli_missing_band_is_one_line_naming_the_band(tmp_path):
+    cfg = _copy_config(tmp_path, **{"imagery.nir": "B8A"})
+    result = CliRunner().invoke(main, ["run", str(cfg)])
+    assert result.exit_code == 4
+    assert "band 'B8A' not in area 'hesbaye'" in result.output
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_cli_unknown_crop_names_the_plot(tmp_path):
+    plots = gpd.read_file(SAMPLE / "registry" / "plots.geojson")
+    plots.loc[2, "declared_crop"] = "rice"
+    bad = tmp_path / "plots.geojson"
+    plots.to_file(bad)
+    cfg = _copy_config(tmp_path, **{"inputs.plots": str(bad)})
+    result = CliRunner().invoke(main, ["run", str(cfg)])
+    assert result.exit_code == 3
+    assert f"plot {plots.loc[2, 'plot_id']}" in result.output and "unknown crop 'rice'" in result.output
+
+
+def test_mol_cloudy_month_masks_clouds_and_flags_plots(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGRISAT_OUTPUT_DIR", str(tmp_path))
+    res = run_seasonal(ROOT / "configs" / "sample_mol.yaml", run_id="mol")
+    ts = pd.read_parquet(res.path / "plot_timeseries.parquet")
+    clear_dates = set(ts.loc[ts["valid_fraction"] >= 0.5, "date"].dt.strftime("%Y-%m-%d"))
+    assert clear_dates <= {"2023-04-05", "2023-04-15"} and clear_dates
+    plots = gpd.read_parquet(res.path / "plots.parquet")
+    assert all("NOT_ENOUGH_CLEAR_OBSERVATIONS" in f for f in plots["flags"])
+    limits = pd.read_parquet(res.path / "limits.parquet")
+    assert (limits["limit"] == 0).all() and (limits["status"] == "declined").all()
