@@ -97,6 +97,24 @@ def backtest(loans_csv: str, bands: int) -> None:
     click.echo(run_backtest(df, source=loans_csv, n_bands=bands).to_text())
 
 
+@main.command("train-yield")
+@click.argument("history", type=click.Path(dir_okay=False, exists=True))
+@click.option("--out", "out_dir", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the model artifact (.joblib) and its metadata (.json).")
+@click.option("--no-validate", is_flag=True, help="Skip leave-one-season/region-out validation.")
+@_friendly_errors
+def train_yield_cmd(history: str, out_dir: str, no_validate: bool) -> None:
+    """Train per-crop quantile yield models from HISTORY (Parquet or CSV) and report validation."""
+    import json
+
+    from pipelines import train_yield
+
+    art = train_yield.train(train_yield.read_history(Path(history)), validate=not no_validate)
+    path = train_yield.save(art, Path(out_dir))
+    click.echo(json.dumps({k: art[k] for k in ("version", "crops", "n_rows", "metrics")}, indent=2))
+    click.echo(f"model written to {path}  (set `yield_model: {path}` in a run config)")
+
+
 runs_dir_option = click.option("--runs-dir", default=None, type=click.Path(file_okay=False),
                                help="Runs directory (default: $AGRISAT_OUTPUT_DIR or ./runs).")
 

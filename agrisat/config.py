@@ -77,6 +77,7 @@ class RunConfig(_Frozen):
     inputs: InputsSection
     crops: Path
     policy: Path
+    yield_model: Path | None = None  # artifact from `agrisat train-yield`; None: empirical relation only
     imagery: ImagerySection = ImagerySection()
     dask: DaskSection = DaskSection()
     source_file: Path | None = None
@@ -210,8 +211,8 @@ def load_run_config(path: str | Path) -> RunConfig:
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])
     data = {**data, "run": run, "inputs": inputs, "source_file": path}
-    for key in ("crops", "policy"):
-        if key in data:
+    for key in ("crops", "policy", "yield_model"):
+        if data.get(key) is not None:
             data[key] = _resolve(base, data[key])
     return _validate(RunConfig, data, path)  # type: ignore[no-any-return]
 

@@ -49,3 +49,19 @@ def prior_yield(plots: pd.DataFrame, crops: CropTable, relative_sd: float) -> pd
         rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
                      "yield_p90": p50 + Z90 * sd, "yield_method": "prior_reference"})
     return pd.DataFrame(rows)
+
+
+def with_model(empirical: pd.DataFrame, model_q: pd.DataFrame, model_id: str) -> pd.DataFrame:
+    """Take the trained model's quantiles where it has them, the empirical relation elsewhere.
+
+    ``empirical`` is estimate_yield's output; ``model_q`` has ``yield_p10/p50/p90`` on the same rows
+    (NaN where the crop has no model). Plots without an empirical estimate (excluded by growth flags)
+    get none from the model either: the flags say we cannot see the crop.
+    """
+    out = empirical.copy()
+    use = model_q["yield_p50"].notna().to_numpy() & (out["yield_method"] != "none").to_numpy()
+    for col in ("yield_p10", "yield_p50", "yield_p90"):
+        out.loc[use, col] = model_q.loc[use, col].astype(float).to_numpy()
+    out.loc[use, "yield_method"] = f"model:{model_id}"
+    out.loc[~use & (out["yield_method"] != "none"), "yield_method"] = "empirical_fallback"
+    return out

@@ -27,7 +27,7 @@ from agrisat.config import RunConfig, load_crops, load_policy, load_run_config
 from agrisat.errors import RunStoreError
 from agrisat.io import plots as plots_io
 from agrisat.io import runstore, tables
-from pipelines import extract
+from pipelines import extract, train_yield
 
 log = logging.getLogger("agrisat.run")
 
@@ -96,20 +96,28 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     # 6. Yield with uncertainty -> revenue -> limits (stage rules, change rules vs previous limits).
     with timer("credit"):
+        model_version = yields.model_version(crops)
         if policy.evidence == "prior":
             est = yields.prior_yield(plots, crops, policy.prior_relative_sd)
         else:
             est = yields.estimate_yield(metrics, plots, crops)
+            if cfg.yield_model:
+                artifact = train_yield.load(cfg.yield_model)
+                crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
+                feats = metrics.merge(wx, on="plot_id", how="left")
+                feats["crop"] = feats["plot_id"].map(crop_of)
+                est = yields.with_model(est, train_yield.predict(artifact, feats), artifact["version"])
+                model_version = f"{artifact['version']}+{model_version}"
         results = _plot_results(plots, metrics, leases, wx, est)
         results = credit.plot_revenue(results, crops, policy)
         debt = tables.read_debt(cfg.inputs.debt) if cfg.inputs.debt else None
         previous = tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None
         limits = credit.farmer_limits(results, debt, policy, as_of, previous)
-        limits = _add_lineage(limits, results, series, policy.version, yields.model_version(crops), run_id,
+        limits = _add_lineage(limits, results, series, policy.version, model_version, run_id,
                               policy.min_valid_fraction)
 
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
-                         crops.version, policy.version, yields.model_version(crops))
+                         crops.version, policy.version, model_version)
     manifest["stage"] = cfg.run.stage
     manifest["min_valid_fraction"] = policy.min_valid_fraction
     path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest)

@@ -1,0 +1,1 @@
+"""One router per resource: limits, plots, runs, exports, audit, health."""
