@@ -187,5 +187,7 @@ def format_limits(limits: Any) -> str:
     return "\n".join(lines)
 
 
+from agrisat.cli_api import register; register(main)  # noqa: E402,E702 - serve, publish, keys, push
+
 if __name__ == "__main__":
     main()

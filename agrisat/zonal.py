@@ -9,7 +9,6 @@ Statistics are accumulated in float64 so results are identical on any scheduler.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
 import dask
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
-from rasterio.features import geometry_mask
+from rasterio.features import geometry_mask, rasterize
 from rasterio.transform import Affine
 
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
@@ -63,7 +62,9 @@ def plot_timeseries(
         wkb = shapely.to_wkb(plots.geometry.values[members])
         tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], ids, list(wkb)))
 
-    frames = dask.compute(*tasks)
+    # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that slices
+    # it, decoding the same file once per batch instead of once.
+    frames = dask.compute(*tasks, optimize_graph=False)
     stats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     per_plot = stats.set_index("plot_id").reindex(plots["plot_id"].tolist())
     # Broadcast per-date arrays to long format in the plots' order (deterministic whatever the batching).
@@ -84,44 +85,108 @@ def plot_timeseries(
 
 
 def _batch_stats(block: np.ndarray, transform: Sequence[float], ids: list[str], wkb: list[bytes]) -> pd.DataFrame:
-    """Rasterize each plot once in the batch window, then reduce all dates with that pixel index."""
-    n_t, h, w = block.shape
-    flat = block.reshape(n_t, h * w)
-    t = Affine(*transform)
-    rows = []
-    for pid, geom in zip(ids, shapely.from_wkb(wkb)):
-        inside = geometry_mask([geom], out_shape=(h, w), transform=t, invert=True, all_touched=False)
-        # C order: row sums are then pairwise per date, so rounding never depends on the layout.
-        vals = np.ascontiguousarray(flat[:, np.flatnonzero(inside.ravel())], dtype=np.float64)
-        rows.append({"plot_id": pid, "n_pixels": int(inside.sum()), **_reduce(vals)})
-    return pd.DataFrame(rows)
+    """Rasterize the batch once, then reduce every date with the same pixel index.
 
-
-def _reduce(vals: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-date statistics over the valid (non-NaN) pixels of one plot; NaN where none are valid.
-
-    Sums are plain row reductions of zero-filled arrays, not masked (``where=``) reductions: numpy's
-    masked reductions are buffered, so their rounding depends on how many dates are reduced together.
-    Plain row sums make a date's statistics independent of the other dates (incremental runs rely on it).
+    Plots that overlap another plot of the batch cannot share one label raster; each of those is
+    masked on its own bounding box instead. Both paths list a plot's pixels in row-major order and
+    reduce them with the same code, so a plot's numbers do not depend on the path, the batch or the
+    chunking.
     """
-    vals = np.ascontiguousarray(vals, dtype=np.float64)
-    n_t, n = vals.shape
-    valid = ~np.isnan(vals)
-    count = valid.sum(axis=1)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN dates are expected (clouds)
-        filled = np.where(valid, vals, 0.0)
-        mean = filled.sum(axis=1) / count
-        dev = np.where(valid, vals - mean[:, None], 0.0)
-        std = np.sqrt((dev * dev).sum(axis=1) / count)
-        q = np.nanpercentile(vals, [10, 50, 90], axis=1) if n else np.full((3, n_t), np.nan)
-        frac = count / n if n else np.zeros(n_t)
-    return {
-        "count": count,
-        "valid_fraction": frac,
-        "mean": mean,
-        "std": std,
-        "median": q[1],
-        "p10": q[0],
-        "p90": q[2],
-    }
+    n_t, h, w = block.shape
+    t = Affine(*transform)
+    geoms = shapely.from_wkb(wkb)
+    overlapping = _overlapping(geoms)
+    flat = block.reshape(n_t, h * w)
+
+    # Pixel index of every plot: (start, length) segments into one `pix` array.
+    segments: list[np.ndarray] = [np.empty(0, np.int64)] * len(geoms)
+    shared = [i for i in range(len(geoms)) if i not in overlapping]
+    if shared:
+        labels = rasterize(((geoms[i], k + 1) for k, i in enumerate(shared)), out_shape=(h, w), transform=t,
+                           fill=0, dtype="int32").ravel()
+        order = np.argsort(labels, kind="stable")  # stable: row-major order inside each plot
+        bounds = np.searchsorted(labels[order], np.arange(1, len(shared) + 2))
+        for k, i in enumerate(shared):
+            segments[i] = order[bounds[k]:bounds[k + 1]]
+    for i in overlapping:
+        segments[i] = _own_pixels(geoms[i], t, h, w)
+    lengths = np.array([len(sg) for sg in segments], dtype=np.int64)
+    pix = np.concatenate(segments) if len(segments) else np.empty(0, np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+
+    per_date = [_segment_stats(flat[d, pix].astype(np.float64), starts, lengths) for d in range(n_t)]
+    out = pd.DataFrame({"plot_id": ids, "n_pixels": lengths})
+    for k in STAT_COLUMNS[1:]:
+        stacked = np.stack([pd_[k] for pd_ in per_date], axis=1) if per_date else np.empty((len(ids), 0))
+        out[k] = list(stacked)  # one array of n_t values per plot
+    return out
+
+
+def _overlapping(geoms: np.ndarray) -> set[int]:
+    """Indices of plots whose area overlaps another plot's (touching edges do not count)."""
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    out: set[int] = set()
+    for i, j in zip(a, b):
+        if i < j and shapely.area(shapely.intersection(geoms[i], geoms[j])) > 0:
+            out.update((int(i), int(j)))
+    return out
+
+
+def _own_pixels(geom, t: Affine, h: int, w: int) -> np.ndarray:
+    """Flat pixel indices (row-major) of pixel centres inside ``geom``, masked on its bounding box."""
+    x0, y0, x1, y1 = geom.bounds
+    inv = ~t
+    c0, r0 = inv @ (x0, y1)
+    c1, r1 = inv @ (x1, y0)
+    c0, r0 = max(int(np.floor(min(c0, c1))), 0), max(int(np.floor(min(r0, r1))), 0)
+    c1, r1 = min(int(np.ceil(max(c0, c1))), w), min(int(np.ceil(max(r0, r1))), h)
+    if c1 <= c0 or r1 <= r0:
+        return np.empty(0, np.int64)
+    inside = geometry_mask([geom], out_shape=(r1 - r0, c1 - c0), transform=t @ Affine.translation(c0, r0), invert=True)
+    rr, cc = np.nonzero(inside)
+    return ((rr + r0) * w + (cc + c0)).astype(np.int64)
+
+
+def _segment_stats(v: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics of consecutive segments of ``v`` (one per plot, one date); NaN values are invalid.
+
+    Sums use np.add.reduceat: sequential within a segment and independent of its neighbours, so a
+    plot's numbers are the same whatever else is in the batch. Percentiles follow numpy's default
+    ('linear') method, computed on each segment's sorted valid values.
+    """
+    n_seg = len(lengths)
+    valid = ~np.isnan(v)
+    nonempty = lengths > 0
+    count = np.zeros(n_seg, np.int64)
+    total = np.zeros(n_seg)
+    sq = np.zeros(n_seg)
+    if nonempty.any():
+        s_ne = starts[nonempty]
+        count[nonempty] = np.add.reduceat(valid.astype(np.int64), s_ne)
+        total[nonempty] = np.add.reduceat(np.where(valid, v, 0.0), s_ne)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / count, np.nan)
+        if nonempty.any():
+            seg_mean = np.repeat(mean, lengths)
+            dev = np.where(valid, v - seg_mean, 0.0)
+            sq[nonempty] = np.add.reduceat(dev * dev, starts[nonempty])
+        std = np.where(count > 0, np.sqrt(sq / count), np.nan)
+        frac = np.where(lengths > 0, count / np.maximum(lengths, 1), 0.0)
+    # Sort each segment's values (NaN last), then interpolate like np.percentile(method="linear").
+    seg_id = np.repeat(np.arange(n_seg), lengths)
+    order = np.lexsort((np.where(valid, v, np.inf), seg_id))
+    sorted_v = v[order]
+    qs = {}
+    for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
+        pos = q * np.maximum(count - 1, 0)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+        frac_q = pos - lo
+        ok = count > 0
+        a = np.where(ok, sorted_v[np.minimum(starts + lo, max(len(v) - 1, 0))] if len(v) else 0.0, np.nan)
+        b = np.where(ok, sorted_v[np.minimum(starts + hi, max(len(v) - 1, 0))] if len(v) else 0.0, np.nan)
+        diff = b - a
+        qs[name] = np.where(frac_q >= 0.5, b - diff * (1 - frac_q), a + diff * frac_q)  # numpy's _lerp
+    return {"count": count, "valid_fraction": frac, "mean": mean, "std": std,
+            "median": qs["median"], "p10": qs["p10"], "p90": qs["p90"]}

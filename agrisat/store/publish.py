@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import Engine, delete, func, insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from agrisat.errors import InputDataError, RunStoreError
 from agrisat.io.runstore import find_run
@@ -53,9 +53,7 @@ def publish_run(engine: Engine, output_dir: Path, run_id: str) -> Published:
             conn.execute(insert(current_limits).from_select(
                 ["farmer_id", "limit_id", "run_id"],
                 select(limits.c.farmer_id, limits.c.id, limits.c.run_id).where(limits.c.run_id == run_id)))
-    except IntegrityError as e:  # a concurrent publish of the same run won the race
-        raise RunStoreError(f"run {run_id}: already published (concurrently)") from e
-    except SQLAlchemyError as e:
+    except SQLAlchemyError as e:  # IntegrityError: most likely a concurrent publish of the same run
         raise RunStoreError(f"run {run_id}: publish failed, nothing changed: {e.__class__.__name__}: {e}") from e
     return Published(run_id, seq, len(docs))
 
@@ -73,6 +71,10 @@ def _read_run(path: Path, run_id: str) -> tuple[pd.DataFrame, dict]:
     other = sorted(set(frame["run_id"].astype(str)) - {run_id})
     if other:
         raise InputDataError(f"{src}: rows belong to run(s) {', '.join(other)}, not {run_id}")
+    for col in records.REQUIRED:
+        empty = frame[col].isna()
+        if empty.any():  # row numbers as in the README's convention: header = row 1
+            raise InputDataError(f"{src}: row {int(empty.to_numpy().argmax()) + 2}: {col} is empty")
     dup = frame["farmer_id"][frame["farmer_id"].duplicated()]
     if len(dup):
         raise InputDataError(f"{src}: farmer {dup.iloc[0]} appears more than once")

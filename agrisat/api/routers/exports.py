@@ -109,4 +109,4 @@ def _batches(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:150]
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in name)[:150]  # header-safe

@@ -42,7 +42,8 @@ def limit_history(farmer_id: FarmerId, request: Request, engine: EngineDep) -> R
                        409: {"description": "Limits were published since the first page; start again."}})
 def list_limits(request: Request, engine: EngineDep, run_id: RunIdQuery = None, status: StatusQuery = None,
                 changed_since: ChangedSince = None,
-                cursor: Annotated[str | None, Query(max_length=100, description="`next_cursor` of the previous page.")] = None,
+                cursor: Annotated[str | None, Query(max_length=100, pattern=r"^[A-Za-z0-9_-]+$",
+                                                             description="`next_cursor` of the previous page.")] = None,
                 page_size: Annotated[int, Query(ge=1, le=1000)] = 100) -> Response:
     """Limits in publication order, one page at a time.
 

@@ -1,0 +1,223 @@
+"""Per-plot NDVI statistics at Sentinel-2 tile scale: agrisat vs plain reads, rasterstats, exactextract.
+
+    .venv/bin/python benchmarks/bench_zonal.py --size 2048 --dates 24        # ~3.5% of a tile, a few minutes
+    .venv/bin/python benchmarks/bench_zonal.py --size 10980 --dates 24       # a full tile (hours, ~10 GB disk)
+
+Builds a synthetic tile (fields = shrunk Voronoi cells of random sites, 0.1-5 ha; per-field NDVI
+curves of a winter or summer crop; pixel noise; cloud blobs in SCL) as tiled DEFLATE COGs, one file
+per band and date, then runs every method in its own subprocess (so peak RSS is per method) and prints
+a markdown table. Each method works on the same plots and pixels:
+
+  agrisat      open_cube -> mask_clouds (SCL) -> ndvi -> plot_timeseries: count, valid fraction,
+               mean, std, median, p10, p90 per plot and date; threaded scheduler with 1 and 2 workers
+  plain read   rasterio decode of B04, B08, SCL for every date + masked NDVI: the I/O floor
+  exactextract one call on a multi-band NDVI GeoTIFF (one band per date, written beforehand, not
+               timed): mean and count with coverage weights -- the tool's fast path
+  rasterstats  zonal_stats per date on single-band NDVI GeoTIFFs (written beforehand, not timed):
+               count, mean, std, median, percentile_10/90; on a subsample of plots, per plot-date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+CRS = "EPSG:32631"
+ORIGIN = (600000.0, 5700000.0)
+
+
+def build(out: Path, size: int, n_dates: int, seed: int = 0) -> dict:
+    import geopandas as gpd
+    import pandas as pd
+    import rasterio
+    import shapely
+    from rasterio.features import rasterize
+    from rasterio.transform import from_origin
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    transform = from_origin(*ORIGIN, 10.0, 10.0)
+    width = size * 10.0
+    # Field sites: mean field ~1.6 ha; shrink cells by 6 m so neighbours never share pixels' centres.
+    n_sites = int(size * size / 160)
+    xy = rng.uniform(0, width, size=(n_sites, 2)) + [ORIGIN[0], ORIGIN[1] - width]
+    cells = shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=shapely.box(ORIGIN[0], ORIGIN[1] - width, ORIGIN[0] + width, ORIGIN[1]))
+    polys = shapely.intersection(np.asarray(cells.geoms), shapely.box(ORIGIN[0], ORIGIN[1] - width, ORIGIN[0] + width, ORIGIN[1]))
+    polys = shapely.buffer(polys, -6.0)
+    area = shapely.area(polys) / 1e4
+    keep = (area >= 0.1) & (area <= 5.0)
+    plots = gpd.GeoDataFrame({"plot_id": [f"p{i:06d}" for i in range(int(keep.sum()))]}, geometry=polys[keep], crs=CRS)
+    plots.to_parquet(out / "plots.parquet")
+
+    labels = rasterize(((g, i + 1) for i, g in enumerate(plots.geometry)), out_shape=(size, size), transform=transform, dtype="int32")
+    n = len(plots) + 1
+    winter = rng.random(n) < 0.5
+    peak_t = np.where(winter, 0.35, 0.65) * n_dates + rng.normal(0, 1, n)
+    amp = rng.uniform(0.4, 0.7, n)
+    dates = pd.date_range("2021-01-05", periods=n_dates, freq=f"{max(365 // n_dates, 1)}D")
+    rows = []
+    for t, date in enumerate(dates):
+        nd_field = 0.15 + amp * np.exp(-0.5 * ((t - peak_t) / (0.12 * n_dates)) ** 2)
+        nd = nd_field[labels] + rng.normal(0, 0.03, (size, size))
+        red = np.clip(0.06 + 0.04 * (1 - nd) + rng.normal(0, 0.005, (size, size)), 0.005, 0.5)
+        nir = np.clip(red * (1 + nd) / (1 - nd), 0.01, 0.9)
+        cloud = ndimage.gaussian_filter(rng.random((size // 16, size // 16)), 2) > rng.uniform(0.52, 0.62)
+        scl = np.where(np.kron(cloud, np.ones((16, 16), bool))[:size, :size], 9, 4).astype("uint8")
+        for band, arr, nodata, dtype in (("B04", red * 1e4, 65535, "uint16"), ("B08", nir * 1e4, 65535, "uint16"), ("SCL", scl, 0, "uint8")):
+            rel = f"{date:%Y-%m-%d}/{band}.tif"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            with rasterio.open(out / rel, "w", driver="COG", width=size, height=size, count=1, dtype=dtype, crs=CRS,
+                               transform=transform, nodata=nodata, compress="DEFLATE", predictor=2, blocksize=512) as dst:
+                dst.write(arr.astype(dtype), 1)
+            rows.append({"area": "bench", "date": f"{date:%Y-%m-%d}", "band": band, "path": rel, "crs": CRS,
+                         "nodata": nodata, "scale": 1e-4 if band != "SCL" else 1.0, "offset": 0.0})
+    pd.DataFrame(rows).to_csv(out / "index.csv", index=False)
+    return {"plots": int(len(plots)), "pixels": size * size, "dates": n_dates}
+
+
+def ndvi_rasters(data: Path) -> None:
+    """NDVI per date (single band) and all dates as bands of one GeoTIFF, for the third-party tools."""
+    import pandas as pd
+    import rasterio
+
+    idx = pd.read_csv(data / "index.csv")
+    dates = sorted(idx["date"].unique())
+    with rasterio.open(data / idx["path"].iloc[0]) as ref:
+        profile = dict(driver="GTiff", width=ref.width, height=ref.height, crs=ref.crs, transform=ref.transform,
+                       dtype="float32", nodata=np.nan, tiled=True, blockxsize=512, blockysize=512, compress="DEFLATE")
+    with rasterio.open(data / "ndvi_stack.tif", "w", count=len(dates), **profile) as stack:
+        for k, d in enumerate(dates, 1):
+            nd = _plain_ndvi(data, d)
+            stack.write(nd, k)
+            with rasterio.open(data / f"ndvi_{d}.tif", "w", count=1, **profile) as one:
+                one.write(nd, 1)
+
+
+def _plain_ndvi(data: Path, date: str) -> np.ndarray:
+    import rasterio
+
+    with rasterio.open(data / date / "B04.tif") as r, rasterio.open(data / date / "B08.tif") as n, rasterio.open(data / date / "SCL.tif") as s:
+        red, nir, scl = r.read(1).astype(np.float32) * 1e-4, n.read(1).astype(np.float32) * 1e-4, s.read(1)
+    nd = (nir - red) / (nir + red)
+    nd[(scl == 9) | (scl == 0)] = np.nan
+    return nd
+
+
+def run_method(method: str, data: Path, workers: int, sample: int) -> dict:
+    import geopandas as gpd
+    import pandas as pd
+
+    plots = gpd.read_parquet(data / "plots.parquet")
+    dates = sorted(pd.read_csv(data / "index.csv")["date"].unique())
+    t0 = time.perf_counter()
+    extra: dict = {}
+    if method == "agrisat":
+        import dask
+
+        from agrisat import indices, scenes, zonal
+        from agrisat.io import tiles
+
+        idx = tiles.read_index(data / "index.csv")
+        chosen = tiles.select_scenes(idx, "bench", ["B04", "B08", "SCL"], pd.Timestamp("2000-01-01"), pd.Timestamp("2100-01-01"))
+        grid = tiles.common_grid(chosen)
+        cube = tiles.open_cube(chosen, grid, tiles.window_for_bounds(grid, grid.bounds, pad=0), chunk_px=1024)
+        nd = indices.ndvi(scenes.mask_clouds(cube, "SCL", (0, 1, 3, 8, 9, 10, 11)))
+        extra["cube_tasks"] = len(dict(nd.data.__dask_graph__()))
+        with dask.config.set(scheduler=os.environ.get("BENCH_SCHEDULER", "threads"), num_workers=workers):
+            res = zonal.plot_timeseries(nd, plots, group_px=512)
+        n_plots = len(plots)
+    elif method == "plain":
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda d: float(np.nanmean(_plain_ndvi(data, d))), dates))
+        n_plots = len(plots)
+    elif method == "exactextract":
+        from exactextract import exact_extract
+
+        res = exact_extract(str(data / "ndvi_stack.tif"), plots, ["mean", "count"], output="pandas")
+        n_plots = len(plots)
+    elif method == "rasterstats":
+        from rasterstats import zonal_stats
+
+        sub = plots.iloc[np.linspace(0, len(plots) - 1, min(sample, len(plots))).astype(int)]
+        for d in dates:
+            zonal_stats(list(sub.geometry), str(data / f"ndvi_{d}.tif"), nodata=np.nan,
+                        stats=["count", "mean", "std", "median", "percentile_10", "percentile_90"])
+        n_plots = len(sub)
+    else:
+        raise SystemExit(f"unknown method {method}")
+    seconds = time.perf_counter() - t0
+    import rasterio
+
+    with rasterio.open(data / "index.csv".replace("index.csv", f"{dates[0]}/B04.tif")) as ds:
+        mpx = ds.width * ds.height / 1e6
+    return {"method": method, "workers": workers, "seconds": round(seconds, 2), "plots": n_plots, "dates": len(dates),
+            "plot_dates_per_s": round(n_plots * len(dates) / seconds, 1),
+            "mpx_per_s": round(mpx * len(dates) / seconds, 2) if method != "rasterstats" else None,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **extra}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=2048, help="tile side in pixels (a Sentinel-2 tile is 10980)")
+    ap.add_argument("--dates", type=int, default=24)
+    ap.add_argument("--data", type=Path, default=HERE / "out" / "tile")
+    ap.add_argument("--rasterstats-sample", type=int, default=1000)
+    ap.add_argument("--method", default=None, help=argparse.SUPPRESS)  # child process mode
+    ap.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.method:
+        print(json.dumps(run_method(args.method, args.data, args.workers, args.rasterstats_sample)))
+        return
+
+    meta_path = args.data / "meta.json"
+    if not meta_path.exists() or json.loads(meta_path.read_text()).get("size") != args.size:
+        t0 = time.perf_counter()
+        meta = build(args.data, args.size, args.dates)
+        ndvi_rasters(args.data)
+        meta.update(size=args.size, build_s=round(time.perf_counter() - t0, 1))
+        meta_path.write_text(json.dumps(meta))
+    meta = json.loads(meta_path.read_text())
+    print(f"tile {args.size}x{args.size} px, {meta['dates']} dates, {meta['plots']} plots", file=sys.stderr)
+    results = []
+    for method, workers in (("plain", 1), ("plain", 2), ("agrisat", 1), ("agrisat", 2), ("exactextract", 1), ("rasterstats", 1)):
+        cmd = [sys.executable, __file__, "--method", method, "--workers", str(workers), "--data", str(args.data),
+               "--rasterstats-sample", str(args.rasterstats_sample)]
+        r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(HERE.parent)}).stdout)
+        print(r, file=sys.stderr)
+        results.append(r)
+    print(table(results, meta))
+
+
+def table(results: list[dict], meta: dict) -> str:
+    by = {(r["method"], r["workers"]): r for r in results}
+    lines = [f"Synthetic tile {meta['size']} x {meta['size']} px ({meta['size'] ** 2 / 10980 ** 2:.1%} of a Sentinel-2 tile), "
+             f"{meta['dates']} dates, {meta['plots']} plots; {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+             "", "| method | workers | plots | seconds | plot-dates/s | Mpx/s | peak RSS MB | vs plain read | agrisat speed-up |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        plain = by[("plain", r["workers"])]
+        vs_plain = f"{r['seconds'] and plain['seconds'] / r['seconds']:.0%}" if r["method"] == "agrisat" else ""
+        ag = by[("agrisat", 1)]
+        speed = f"{ag['plot_dates_per_s'] / r['plot_dates_per_s']:.1f}x" if r["method"] in ("exactextract", "rasterstats") else ""
+        lines.append(f"| {r['method']} | {r['workers']} | {r['plots']} | {r['seconds']} | {r['plot_dates_per_s']:,} | "
+                     f"{r['mpx_per_s'] or ''} | {r['peak_rss_mb']} | {vs_plain} | {speed} |")
+    tasks = by[("agrisat", 1)].get("cube_tasks")
+    lines.append(f"\nagrisat cube graph: {tasks} tasks (+ one task per plot batch).")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
