@@ -8,11 +8,13 @@ folder records a fingerprint of config and inputs; resuming with different input
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,7 +140,8 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
                 previous.plot_sha256.get(pid) == h for pid, h in zip(members["plot_id"], geom_sha[keys == key]))
             dates = result.new_dates if unchanged else all_dates
             todo = chosen[chosen["date"].dt.strftime("%Y-%m-%d").isin(dates)]
-            series = _compute(cfg, grid, todo, members) if len(todo) else None
+            with _progress(sched):
+                series = _compute(cfg, grid, todo, members) if len(todo) else None
             if unchanged:
                 assert previous is not None
                 old = previous.series[previous.series["plot_id"].isin(members["plot_id"])
@@ -163,6 +166,15 @@ def _compute(cfg: RunConfig, grid: tiles.Grid, scenes_todo: pd.DataFrame, member
     masked = scenes.mask_clouds(cube, cfg.imagery.quality, cfg.imagery.exclude_classes)
     ndvi = indices.ndvi(masked, cfg.imagery.red, cfg.imagery.nir)
     return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
+
+
+def _progress(scheduler: str):
+    """A progress bar for local schedulers on a terminal; logs only otherwise (cron, CI, clusters)."""
+    if sys.stderr.isatty() and scheduler in ("threads", "synchronous", "processes"):
+        from dask.diagnostics import ProgressBar
+
+        return ProgressBar(minimum=2.0)
+    return contextlib.nullcontext()
 
 
 def finish(cfg: RunConfig, run_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import platform
@@ -114,7 +115,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         previous = tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None
         limits = credit.farmer_limits(results, debt, policy, as_of, previous)
         limits = _add_lineage(limits, results, series, policy.version, model_version, run_id,
-                              policy.min_valid_fraction)
+                              policy.min_valid_fraction, _inputs_digest(cfg, extraction))
 
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, model_version)
@@ -139,7 +140,8 @@ def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.Dat
 
 
 def _add_lineage(limits: pd.DataFrame, results: pd.DataFrame, series: pd.DataFrame, policy_version: str,
-                 model_version: str, run_id: str, min_valid: float) -> pd.DataFrame:
+                 model_version: str, run_id: str, min_valid: float, inputs_sha256: str) -> pd.DataFrame:
+    """Lineage on every limit; ``inputs_sha256`` digests every input file and tile the run read."""
     clear = series[series["valid_fraction"] >= min_valid]
     farmer_of = dict(zip(results["plot_id"], results["farmer_id"]))
     dates = clear.assign(farmer_id=clear["plot_id"].map(farmer_of)).groupby("farmer_id")["date"]
@@ -149,7 +151,25 @@ def _add_lineage(limits: pd.DataFrame, results: pd.DataFrame, series: pd.DataFra
     out["policy_version"] = policy_version
     out["model_version"] = model_version
     out["imagery_dates"] = [per_farmer.get(f, []) for f in out["farmer_id"]]
+    out["inputs_sha256"] = inputs_sha256
     return out
+
+
+def _inputs_digest(cfg: RunConfig, extraction: extract.Extraction) -> str:
+    h = hashlib.sha256()
+    for p in _input_files(cfg).values():
+        h.update(runstore.sha256_file(p).encode())
+    for key in sorted(extraction.scene_sha256):
+        h.update(extraction.scene_sha256[key].encode())
+    return h.hexdigest()
+
+
+def _input_files(cfg: RunConfig) -> dict[str, Path]:
+    files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path)}
+    files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
+    if cfg.yield_model:
+        files["yield_model"] = cfg.yield_model
+    return {k: v for k, v in sorted(files.items()) if v}
 
 
 def _to_geoparquet(results: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -159,9 +179,7 @@ def _to_geoparquet(results: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer: StageTimer,
               warnings: list[str], plots: pd.DataFrame, series: pd.DataFrame, limits: pd.DataFrame,
               crops_version: str, policy_version: str, model_version: str) -> dict[str, Any]:
-    files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path)}
-    files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
-    inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in sorted(files.items()) if p}
+    inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in _input_files(cfg).items()}
     scenes_used = extraction.scenes
     imagery = [{"date": d, "band": r.band, "path": r.path, "sha256": extraction.scene_sha256[(d, r.band)]}
                for r in scenes_used.itertuples() for d in [r.date.strftime("%Y-%m-%d")]]

@@ -55,11 +55,14 @@ def test_every_sample_farmer_gets_a_limit_with_contract_columns(demo_run):
     registry = gpd.read_file(SAMPLE / "registry" / "plots.geojson")
     assert sorted(limits["farmer_id"]) == sorted(registry["farmer_id"].unique())
     for col in ("farmer_id", "limit", "currency", "previous_limit", "change_reason", "reason_codes",
-                "valid_from", "valid_until", "run_id", "policy_version", "model_version", "imagery_dates", "status"):
+                "valid_from", "valid_until", "run_id", "policy_version", "model_version", "imagery_dates", "status",
+                "inputs_sha256"):
         assert col in limits.columns, col
     assert (limits["limit"] >= 0).all()
     assert set(limits["status"]) <= {"approved", "review", "declined"}
     assert (limits["run_id"] == "demo").all()
+    assert limits["inputs_sha256"].nunique() == 1 and len(limits["inputs_sha256"].iloc[0]) == 64
+    assert limits["policy_version"].iloc[0].startswith("policy-") and limits["imagery_dates"].map(len).max() > 0
 
 
 def test_ndvi_series_match_independent_rasterio_numpy(demo_run):
