@@ -46,3 +46,14 @@ def season_weather(
             "weather_months_missing": int(len(months) - w["month"].nunique()),
         })
     return pd.DataFrame(rows)
+
+
+def plot_weather_series(season: pd.DataFrame, weather: pd.DataFrame, season_start: dt.date,
+                        season_end: dt.date) -> pd.DataFrame:
+    """Monthly weather of each plot's cell over the season (``plot_id, month, precip_mm, tmean_c``),
+    for the weather strip of the analyst charts."""
+    s0 = pd.Timestamp(season_start).to_period("M").to_timestamp()
+    w = weather[(weather["month"] >= s0) & (weather["month"] <= pd.Timestamp(season_end))]
+    cells = season[["plot_id", "weather_cell_id"]].rename(columns={"weather_cell_id": "cell_id"})
+    out = cells.merge(w[["cell_id", "month", "precip_mm", "tmean_c"]], on="cell_id", how="inner")
+    return out.drop(columns="cell_id").sort_values(["plot_id", "month"]).reset_index(drop=True)

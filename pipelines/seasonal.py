@@ -87,9 +87,11 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end)
         centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
         lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
+        extras: dict[str, pd.DataFrame] = {}
         if cfg.inputs.weather:
-            wx = weather.season_weather(lonlat, tables.read_weather_monthly(cfg.inputs.weather),
-                                        cfg.season.start, cfg.season.end)
+            monthly = tables.read_weather_monthly(cfg.inputs.weather)
+            wx = weather.season_weather(lonlat, monthly, cfg.season.start, cfg.season.end)
+            extras["plot_weather"] = weather.plot_weather_series(wx, monthly, cfg.season.start, cfg.season.end)
             warnings += [f"plot {r.plot_id}: {r.weather_months_missing} weather month(s) missing"
                          for r in wx.itertuples() if r.weather_months_missing]
         else:
@@ -121,7 +123,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
                          crops.version, policy.version, model_version)
     manifest["stage"] = cfg.run.stage
     manifest["min_valid_fraction"] = policy.min_valid_fraction
-    path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest)
+    path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest, extras)
     extract.finish(cfg, run_id)
     return RunResult(run_id, path, limits)
 

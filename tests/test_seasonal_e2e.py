@@ -38,7 +38,9 @@ def demo_run(tmp_path_factory) -> Path:
 
 def test_run_folder_has_every_output(demo_run):
     names = sorted(p.name for p in demo_run.iterdir())
-    assert names == ["limits.parquet", "manifest.json", "plot_timeseries.parquet", "plots.parquet"]
+    assert names == ["limits.parquet", "manifest.json", "plot_timeseries.parquet", "plot_weather.parquet", "plots.parquet"]
+    wx = pd.read_parquet(demo_run / "plot_weather.parquet")
+    assert len(wx) == 13 * 12 and wx["precip_mm"].between(20, 200).all()  # 12 AgERA5 months per plot
     assert not list(demo_run.parent.glob(".tmp-*"))
     plots = gpd.read_parquet(demo_run / "plots.parquet")  # GeoParquet: geometry and CRS survive
     assert plots.crs.to_epsg() == 4326

@@ -42,7 +42,12 @@ def write_run(
     timeseries: pd.DataFrame,
     limits: pd.DataFrame,
     manifest: dict[str, Any],
+    extras: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
+    """Write the run's files to a temporary sibling folder and rename it into place.
+
+    ``extras`` are further tables for analysts (e.g. ``plot_weather``), written as ``<name>.parquet``.
+    """
     final = output_dir / run_id
     if final.exists():
         raise RunStoreError(f"{final}: run folder already exists; choose another --run-id")
@@ -52,6 +57,8 @@ def write_run(
         plots.to_parquet(tmp / "plots.parquet", index=False)
         timeseries.to_parquet(tmp / "plot_timeseries.parquet", index=False)
         limits.to_parquet(tmp / "limits.parquet", index=False)
+        for name, frame in sorted((extras or {}).items()):
+            frame.to_parquet(tmp / f"{name}.parquet", index=False)
         manifest = {**manifest, "outputs": {name: sha256_file(tmp / name) for name in RUN_FILES[:3]}}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
         os.rename(tmp, final)
