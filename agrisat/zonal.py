@@ -22,12 +22,17 @@ from rasterio.features import geometry_mask, rasterize
 from rasterio.transform import Affine
 
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
+COVERAGE_COLUMNS = ("cov_mean", "cov_weight")
 
 
 def plot_timeseries(
-    ndvi: xr.DataArray, plots: gpd.GeoDataFrame, group_px: int = 512
+    ndvi: xr.DataArray, plots: gpd.GeoDataFrame, group_px: int = 512, coverage: bool = False
 ) -> pd.DataFrame:
     """Statistics per plot and date: ``plot_id, date`` + STAT_COLUMNS.
+
+    ``coverage=True`` adds ``cov_mean`` (pixels weighted by the exact fraction of their area inside
+    the polygon) and ``cov_weight`` (the valid weight, in pixels): plots smaller than a pixel then keep
+    a value instead of vanishing. It costs one polygon-pixel intersection per pixel of the plot's box.
 
     ``ndvi`` has dims (time, y, x) and attrs ``transform`` (its own window); ``plots`` are in the
     cube's CRS. Computes with the active dask scheduler. ``n_pixels`` counts pixel centres inside the
@@ -65,7 +70,7 @@ def plot_timeseries(
             # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
             # array itself makes dask optimise a private copy per batch and decode each file again.
             block = block.to_delayed(optimize_graph=False).tolist()
-        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], ids, list(wkb)))
+        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], ids, list(wkb), coverage))
 
     # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that slices
     # it, decoding the same file once per batch instead of once.
@@ -80,7 +85,7 @@ def plot_timeseries(
             "date": np.tile(dates.to_numpy(), len(per_plot)),
         }
     )
-    for col in STAT_COLUMNS:
+    for col in STAT_COLUMNS + (COVERAGE_COLUMNS if coverage else ()):
         if col == "n_pixels":
             out[col] = np.repeat(per_plot[col].to_numpy(), n_t).astype(np.int64)
         else:
@@ -89,7 +94,8 @@ def plot_timeseries(
     return out
 
 
-def _batch_stats(block: np.ndarray | list, transform: Sequence[float], ids: list[str], wkb: list[bytes]) -> pd.DataFrame:
+def _batch_stats(block: np.ndarray | list, transform: Sequence[float], ids: list[str], wkb: list[bytes],
+                 coverage: bool = False) -> pd.DataFrame:
     """Rasterize the batch once, then reduce every date with the same pixel index.
 
     Plots that overlap another plot of the batch cannot share one label raster; each of those is
@@ -125,7 +131,41 @@ def _batch_stats(block: np.ndarray | list, transform: Sequence[float], ids: list
     for k in STAT_COLUMNS[1:]:
         stacked = np.stack([pd_[k] for pd_ in per_date], axis=1) if per_date else np.empty((len(ids), 0))
         out[k] = list(stacked)  # one array of n_t values per plot
+    if coverage:
+        cov = [_coverage_mean(flat, *_coverage_weights(g, t, h, w)) for g in geoms]
+        out["cov_mean"] = [c[0] for c in cov]
+        out["cov_weight"] = [c[1] for c in cov]
     return out
+
+
+def _coverage_weights(geom, t: Affine, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat pixel indices touched by ``geom`` and the exact fraction of each pixel's area inside it
+    (polygon-pixel intersection areas, as exactextract computes them)."""
+    x0, y0, x1, y1 = geom.bounds
+    inv = ~t
+    ca, ra = inv @ (x0, y1)
+    cb, rb = inv @ (x1, y0)
+    c0, r0 = max(int(np.floor(min(ca, cb))), 0), max(int(np.floor(min(ra, rb))), 0)
+    c1, r1 = min(int(np.ceil(max(ca, cb))), w), min(int(np.ceil(max(ra, rb))), h)
+    if c1 <= c0 or r1 <= r0:
+        return np.empty(0, np.int64), np.empty(0)
+    rr, cc = np.meshgrid(np.arange(r0, r1), np.arange(c0, c1), indexing="ij")
+    rr, cc = rr.ravel(), cc.ravel()
+    xa, ya = t @ (cc, rr)
+    xb, yb = t @ (cc + 1, rr + 1)
+    boxes = shapely.box(np.minimum(xa, xb), np.minimum(ya, yb), np.maximum(xa, xb), np.maximum(ya, yb))
+    frac = shapely.area(shapely.intersection(boxes, geom)) / abs(t.a * t.e)
+    keep = frac > 0
+    return (rr[keep] * w + cc[keep]).astype(np.int64), frac[keep]
+
+
+def _coverage_mean(flat: np.ndarray, pix: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    vals = flat[:, pix].astype(np.float64)
+    valid = ~np.isnan(vals)
+    wsum = (valid * weight).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(wsum > 0, np.where(valid, vals, 0.0) @ weight / wsum, np.nan)
+    return mean, wsum
 
 
 def _overlapping(geoms: np.ndarray) -> set[int]:

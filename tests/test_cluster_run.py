@@ -22,3 +22,21 @@ def test_tiny_run_has_real_limits_to_compare(tiny_config):
     limits = run_seasonal(tiny_config, run_id="check").limits.set_index("farmer_id")
     assert limits.loc["F2", "limit"] > 0
     assert "PLOT_EXCLUDED_NOT_ENOUGH_CLEAR_OBSERVATIONS" in limits.loc["F1", "reason_codes"]
+
+
+def test_zonal_on_local_cluster_and_remote_cluster_equal_threaded(tiny_tiles, tiny_plots, dask_cluster_address):
+    import dask
+    from distributed import Client, LocalCluster
+
+    from agrisat import zonal
+    from test_zonal import _ndvi
+
+    nd = _ndvi(tiny_tiles, chunk_px=16)
+    with dask.config.set(scheduler="threads"):
+        threaded = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc):
+        local_cluster = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    with Client(dask_cluster_address):
+        remote = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    pd.testing.assert_frame_equal(threaded, local_cluster, check_exact=True)
+    pd.testing.assert_frame_equal(threaded, remote, check_exact=True)
