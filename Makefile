@@ -20,6 +20,7 @@ run: $(STAMP)
 	$(BIN)/agrisat run $(CONFIG)
 
 test: $(STAMP)
+	$(BIN)/ruff check agrisat pipelines tests scripts benchmarks
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -135,7 +135,7 @@ def run_method(method: str, data: Path, workers: int, sample: int) -> dict:
         nd = indices.ndvi(scenes.mask_clouds(cube, "SCL", (0, 1, 3, 8, 9, 10, 11)))
         extra["cube_tasks"] = len(dict(nd.data.__dask_graph__()))
         with dask.config.set(scheduler=os.environ.get("BENCH_SCHEDULER", "threads"), num_workers=workers):
-            res = zonal.plot_timeseries(nd, plots, group_px=512)
+            _ = zonal.plot_timeseries(nd, plots, group_px=512)
         n_plots = len(plots)
     elif method == "plain":
         from concurrent.futures import ThreadPoolExecutor
@@ -146,7 +146,7 @@ def run_method(method: str, data: Path, workers: int, sample: int) -> dict:
     elif method == "exactextract":
         from exactextract import exact_extract
 
-        res = exact_extract(str(data / "ndvi_stack.tif"), plots, ["mean", "count"], output="pandas")
+        _ = exact_extract(str(data / "ndvi_stack.tif"), plots, ["mean", "count"], output="pandas")
         n_plots = len(plots)
     elif method == "rasterstats":
         from rasterstats import zonal_stats

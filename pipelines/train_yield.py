@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from agrisat.errors import InputDataError

@@ -1,9 +1,6 @@
 """Bad input gives a clear error naming the file, row, plot or band."""
 
-import json
-from pathlib import Path
 
-import geopandas as gpd
 import pandas as pd
 import pytest
 from shapely.geometry import Polygon
@@ -13,7 +10,7 @@ from agrisat.errors import ImageryError, InputDataError, MissingBandError, PlotE
 from agrisat.io import plots as plots_io
 from agrisat.io import tables, tiles
 from agrisat.plots import validate_plots
-from conftest import ROOT, pixel_box, write_band
+from conftest import ROOT, write_band
 
 CROPS = load_crops(ROOT / "configs" / "crops.yaml")
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from agrisat.errors import RunStoreError
-from conftest import ROOT
 from pipelines import extract
 from pipelines.seasonal import run_seasonal
 

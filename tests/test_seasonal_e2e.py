@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pytest
 import rasterio
@@ -16,7 +14,7 @@ from click.testing import CliRunner
 from rasterio.features import geometry_mask
 
 from agrisat.cli import main
-from agrisat.errors import MissingBandError, RunStoreError
+from agrisat.errors import RunStoreError
 from conftest import ROOT
 from pipelines.seasonal import run_seasonal
 

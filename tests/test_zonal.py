@@ -105,7 +105,7 @@ def test_coverage_weighted_means_match_exactextract(tmp_path):
     import shapely
     from exactextract import exact_extract
 
-    from conftest import TRANSFORM, write_band
+    from conftest import TRANSFORM
 
     rng = np.random.default_rng(3)
     arr = rng.uniform(0.1, 0.9, size=(60, 60)).astype(np.float32)
