@@ -49,9 +49,38 @@ class InputsSection(_Frozen):
     imagery_index: Path
     imagery_area: str
     contracts: Path | None = None
-    weather: Path | None = None
+    weather: Path | None = None  # monthly cells: cell_id, lon, lat, month, precip_mm, tmean_c
+    weather_stations: Path | None = None  # station_id, lon, lat [, name, path]: daily station series
+    weather_daily: Path | None = None  # long daily table station_id, date, ... (else each station's path)
+    weather_grid: Path | None = None  # gridded NetCDF/Zarr; variables in the run config's weather section
     debt: Path | None = None
     previous_limits: Path | None = None  # a previous run's limits.parquet (or CSV farmer_id,limit)
+    # Bad rows in contracts and debt: "error" stops the run naming the row; "quarantine" writes them
+    # to <run>/rejects/ with the reason and goes on conservatively (see agrisat/io/tables.py).
+    on_bad_row: Literal["error", "quarantine"] = "error"
+
+    @model_validator(mode="after")
+    def _one_weather_source(self) -> "InputsSection":
+        given = [k for k in ("weather", "weather_stations", "weather_grid") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one weather source, not {' and '.join(given)}")
+        if self.weather_daily is not None and self.weather_stations is None:
+            raise ValueError("weather_daily needs weather_stations (the stations' coordinates)")
+        return self
+
+
+class WeatherGridVariable(_Frozen):
+    name: str  # the variable's name in the store
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+class WeatherSection(_Frozen):
+    """How to read a gridded weather store (inputs.weather_grid)."""
+
+    grid_variables: dict[str, WeatherGridVariable] = Field(default_factory=dict)  # ours -> the store's
+    grid_crs: str | None = None  # when the store's x/y carry no CF grid mapping
+    grid_time_dim: str = "time"
 
 
 class ImagerySection(_Frozen):
@@ -79,6 +108,7 @@ class RunConfig(_Frozen):
     policy: Path
     yield_model: Path | None = None  # artifact from `agrisat train-yield`; None: empirical relation only
     imagery: ImagerySection = ImagerySection()
+    weather: WeatherSection = WeatherSection()
     dask: DaskSection = DaskSection()
     source_file: Path | None = None
 
@@ -91,6 +121,9 @@ class CropParams(_Frozen):
     harvest: str = Field(pattern=r"^\d{2}-\d{2}$")
     emergence_days: int = Field(ge=0)  # days from sowing to emergence
     base_temp_c: float  # growing-degree-day base temperature
+    heat_stress_c: float = 30.0  # a day with Tmax at or above this stresses the crop
+    # "MM-DD" from which frost hurts a winter crop (hardiness lost); spring/summer crops: emergence.
+    frost_sensitive_from: str | None = Field(None, pattern=r"^\d{2}-\d{2}$")
     reference_yield_t_ha: float = Field(gt=0)
     reference_peak_ndvi: float = Field(gt=0, le=1)
     min_peak_ndvi: float = Field(ge=0, le=1)  # below this there is no crop signal
@@ -134,6 +167,42 @@ class ChangeRules(_Frozen):
     severe_codes: tuple[str, ...] = ()
 
 
+# Season weather aggregates per plot (agrisat/weather.py computes them; shock rules refer to them).
+WEATHER_FEATURES = ("gdd", "rain_total_mm", "longest_dry_spell_days", "heat_stress_days",
+                    "frost_days_after_emergence", "heavy_rain_days", "max_3day_rain_mm", "rain_minus_et0_mm")
+
+
+class ShockCondition(_Frozen):
+    metric: str  # one of WEATHER_FEATURES
+    op: Literal[">=", "<="]
+    value: float
+
+    def holds(self, x: float) -> bool:
+        return x >= self.value if self.op == ">=" else x <= self.value
+
+
+class WeatherRules(_Frozen):
+    """Weather evidence rules: how gaps are handled and which season aggregates are shocks."""
+
+    dry_day_mm: float = Field(1.0, ge=0)  # a day with less rain is dry
+    heavy_rain_mm: float = Field(30.0, gt=0)  # a day with this much rain or more is heavy rain
+    frost_tmin_c: float = -2.0  # Tmin at or below this after emergence is a damaging frost
+    max_fill_days: int = Field(3, ge=0)  # longest temperature gap interpolated
+    max_missing_fraction: float = Field(0.05, ge=0, le=1)  # more missing days: no aggregates
+    max_distance_km: float = Field(50.0, gt=0)  # farther nearest station or cell: WEATHER_SOURCE_FAR
+    region_share: float = Field(0.5, gt=0, le=1)  # share of a region's plots that makes a regional shock
+    # Shock code -> conditions on season aggregates; any condition that holds raises the code.
+    shocks: dict[str, tuple[ShockCondition, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> "WeatherRules":
+        for code, conds in self.shocks.items():
+            for c in conds:
+                if c.metric not in WEATHER_FEATURES:
+                    raise ValueError(f"weather.shocks.{code}: unknown metric {c.metric!r}; known: {', '.join(WEATHER_FEATURES)}")
+        return self
+
+
 class Policy(_Frozen):
     version: str
     currency: str
@@ -153,6 +222,8 @@ class Policy(_Frozen):
     multipliers: dict[str, float] = Field(default_factory=dict)
     stages: dict[Stage, StageRule] = Field(default_factory=dict)
     change_rules: ChangeRules = ChangeRules()
+    weather: WeatherRules = WeatherRules()
+    area_tolerance: float = Field(0.10, ge=0)  # declared vs polygon area, relative: AREA_MISMATCH beyond
 
     @model_validator(mode="after")
     def _multipliers_lower_only(self) -> "Policy":
@@ -207,7 +278,8 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: missing section {e.args[0]!r}") from None
     env_out = os.environ.get("AGRISAT_OUTPUT_DIR")
     run["output_dir"] = Path(env_out).resolve() if env_out else _resolve(base, run.get("output_dir"))
-    for key in ("plots", "imagery_index", "contracts", "weather", "debt", "previous_limits"):
+    for key in ("plots", "imagery_index", "contracts", "weather", "weather_stations", "weather_daily",
+                "weather_grid", "debt", "previous_limits"):
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])
     data = {**data, "run": run, "inputs": inputs, "source_file": path}

@@ -28,7 +28,8 @@ from agrisat.reasons import REASON_TEXT, Reason, ordered  # noqa: F401  (REASON_
 EXCLUDING_CODES = tuple(EXCLUDING_LEASE_CODES) + tuple(EXCLUDING_GROWTH_FLAGS)
 # Flags that keep a plot in the base but send the decision to a loan officer.
 REVIEW_FLAGS = ("PEAK_OUTSIDE_CROP_CALENDAR", "AREA_MISMATCH", "CROP_MISMATCH", "GROWTH_ANOMALY_LOW",
-                "WEATHER_DROUGHT", "WEATHER_FLOOD", "WEATHER_HEAT", "WEATHER_FROST")
+                "GAP_TOO_LONG", "WEATHER_DROUGHT", "WEATHER_FLOOD", "WEATHER_HEAT", "WEATHER_FROST",
+                "WEATHER_DATA_GAP", "WEATHER_SOURCE_FAR")
 
 
 def excluding_codes(policy: Policy) -> tuple[str, ...]:
@@ -78,12 +79,15 @@ def farmer_limits(
     policy: Policy,
     as_of: dt.date,
     previous: pd.DataFrame | None = None,
+    holds: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """One row per farmer (sorted by id): limit, status, decided_by, ordered reasons, risk score.
 
     ``previous`` (optional) holds the farmer's last limits: ``farmer_id, limit`` and, when known,
-    ``existing_debt, rent_due`` (a previous ``limits.parquet`` has them).
+    ``existing_debt, rent_due`` (a previous ``limits.parquet`` has them). ``holds`` maps farmers
+    whose records could not be trusted (a quarantined debt row) to why: their limit is 0, in review.
     """
+    holds = holds or {}
     owed = dict(zip(debt["farmer_id"], debt["outstanding"])) if debt is not None else {}
     prev = previous.set_index("farmer_id") if previous is not None else None
     rows = []
@@ -98,8 +102,9 @@ def farmer_limits(
                                      f"({policy.yield_quantile} yield) on {len(fp)} plot(s)"))
         for r in fp[~fp["eligible"]].itertuples():
             lost = -float(r.advance_uncapped)
+            detail = str(getattr(r, "lease_detail", "") or "") if r.exclusion in EXCLUDING_LEASE_CODES else ""
             reasons.append(Reason(f"PLOT_EXCLUDED_{r.exclusion}", lost, plot_id=str(r.plot_id),
-                                  detail="" if lost else "no yield estimate"))
+                                  detail=detail or ("" if lost else "no yield estimate")))
         flag_losses = [reason for _, r in ok.iterrows() for reason in _flag_reasons(r, policy)]
         reasons += flag_losses
         advance = float(ok["advance"].sum())
@@ -134,10 +139,15 @@ def farmer_limits(
         if 0 < limit < policy.min_limit:
             reasons.append(Reason("BELOW_MINIMUM", -limit))
             limit = 0.0
+        if fid in holds and limit > 0:
+            reasons.append(Reason("DEBT_RECORD_REJECTED", -limit, detail=holds[fid]))
+            limit = 0.0
         if policy.evidence == "prior":
             reasons.append(Reason("PRIOR_YIELD_ESTIMATE", 0.0, detail=f"relative sd {policy.prior_relative_sd}"))
 
         status, decided_by = _status(limit, reasons, fp, policy)
+        if fid in holds:
+            status, decided_by = "review", "DEBT_RECORD_REJECTED"
         expected = float(ok["expected_revenue"].sum()) if len(ok) else np.nan
         ranked = ordered(reasons)
         rows.append({

@@ -14,16 +14,23 @@ import pandas as pd
 from agrisat.errors import InputDataError
 
 # Lease problems that take a plot out of the revenue base (the farmer cannot pledge that harvest).
-EXCLUDING_LEASE_CODES = ("LEASE_MISSING", "LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH")
+EXCLUDING_LEASE_CODES = ("LEASE_MISSING", "LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH", "LEASE_OVERLAP",
+                         "LEASE_PARTIAL_SEASON")
+INACTIVE = ("expired", "terminated")
 
 
 def check_leases(
-    plots: pd.DataFrame, contracts: pd.DataFrame | None, season_start: dt.date, season_end: dt.date
+    plots: pd.DataFrame, contracts: pd.DataFrame | None, season_start: dt.date, season_end: dt.date,
+    crop_windows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per plot: ``plot_id, tenure, contract_id, lease_code, rent_due``.
+    """Per plot: ``plot_id, tenure, contract_id, lease_code, lease_detail, rent_due``.
 
-    ``lease_code`` is ``OWNED``, ``LEASE_OK`` or one of EXCLUDING_LEASE_CODES. Rent due is the
-    annual rent pro rata to the days the contract overlaps the season (only for usable leases).
+    ``lease_code`` is ``OWNED``, ``LEASE_OK`` or one of EXCLUDING_LEASE_CODES, checked in this order:
+    no contract (MISSING); none active in the season (EXPIRED); two active contracts that overlap in
+    time (OVERLAP: the right to farm is contested); the active one names another lessee
+    (LESSEE_MISMATCH); it does not cover the crop's sowing .. harvest given in ``crop_windows``
+    (``plot_id, crop_start, crop_end``; PARTIAL_SEASON). Rent due is the annual rent pro rata to the
+    days the contract overlaps the season (only for usable leases).
     """
     tenure = plots["tenure"].astype("string") if "tenure" in plots.columns else pd.Series("owned", index=plots.index)
     known = set(plots["plot_id"])
@@ -36,28 +43,58 @@ def check_leases(
                 f"{contracts['contract_id'].iloc[i]} names unknown plot {contracts['plot_id'].iloc[i]!r}"
             )
     s0, s1 = pd.Timestamp(season_start), pd.Timestamp(season_end)
-    season_days = (s1 - s0).days + 1
+    windows = crop_windows.set_index("plot_id") if crop_windows is not None else None
+    by_plot = {p: g for p, g in contracts.groupby("plot_id", sort=False)} if contracts is not None else {}
     out = []
     for pid, fid, ten in zip(plots["plot_id"], plots["farmer_id"], tenure):
-        row = {"plot_id": pid, "tenure": ten, "contract_id": None, "lease_code": "OWNED", "rent_due": 0.0}
+        row = {"plot_id": pid, "tenure": ten, "contract_id": None, "lease_code": "OWNED", "lease_detail": "",
+               "rent_due": 0.0}
         if ten != "owned":
-            mine = contracts[contracts["plot_id"] == pid] if contracts is not None else pd.DataFrame()
-            row.update(_lease_status(mine, str(fid), s0, s1, season_days))
+            mine = by_plot.get(pid, pd.DataFrame(columns=list(contracts.columns) if contracts is not None else []))
+            window = (windows.at[pid, "crop_start"], windows.at[pid, "crop_end"]) if windows is not None and pid in windows.index else None
+            row.update(_lease_status(mine, str(pid), str(fid), s0, s1, window))
         out.append(row)
     return pd.DataFrame(out)
 
 
-def _lease_status(mine: pd.DataFrame, farmer_id: str, s0: pd.Timestamp, s1: pd.Timestamp, season_days: int) -> dict:
+def _lease_status(mine: pd.DataFrame, pid: str, farmer_id: str, s0: pd.Timestamp, s1: pd.Timestamp,
+                  window: tuple[pd.Timestamp, pd.Timestamp] | None) -> dict:
     if mine.empty:
-        return {"lease_code": "LEASE_MISSING"}
-    covering = mine[(mine["start_date"] <= s1) & (mine["end_date"] >= s0) & ~mine["status"].isin(["expired", "terminated"])]
+        return {"lease_code": "LEASE_MISSING", "lease_detail": f"plot {pid} is declared leased but no contract names it"}
+    covering = mine[(mine["start_date"] <= s1) & (mine["end_date"] >= s0) & ~mine["status"].isin(INACTIVE)]
+    covering = covering.sort_values(["start_date", "contract_id"])
     if covering.empty:
         c = mine.sort_values("end_date").iloc[-1]
-        return {"contract_id": c["contract_id"], "lease_code": "LEASE_EXPIRED"}
+        return {"contract_id": c["contract_id"], "lease_code": "LEASE_EXPIRED",
+                "lease_detail": f"contract {c['contract_id']} on plot {pid} ended {c['end_date']:%Y-%m-%d}"
+                                f"{' (' + str(c['status']) + ')' if c['status'] in INACTIVE else ''}; none active in the season"}
+    clash = _first_overlap(covering)
+    if clash is not None:
+        a, b = clash
+        return {"contract_id": f"{a['contract_id']}+{b['contract_id']}", "lease_code": "LEASE_OVERLAP",
+                "lease_detail": f"plot {pid}: contracts {a['contract_id']} (lessee {a['lessee_id']}, "
+                                f"{a['start_date']:%Y-%m-%d}..{a['end_date']:%Y-%m-%d}) and {b['contract_id']} "
+                                f"(lessee {b['lessee_id']}, {b['start_date']:%Y-%m-%d}..{b['end_date']:%Y-%m-%d}) overlap"}
     own = covering[covering["lessee_id"] == farmer_id]
     if own.empty:
-        return {"contract_id": covering["contract_id"].iloc[0], "lease_code": "LEASE_LESSEE_MISMATCH"}
-    c = own.sort_values("contract_id").iloc[0]
+        c = covering.iloc[0]
+        return {"contract_id": c["contract_id"], "lease_code": "LEASE_LESSEE_MISMATCH",
+                "lease_detail": f"contract {c['contract_id']} leases plot {pid} to {c['lessee_id']}, not {farmer_id}"}
+    c = own.iloc[0]
+    if window is not None and (c["start_date"] > window[0] or c["end_date"] < window[1]):
+        return {"contract_id": c["contract_id"], "lease_code": "LEASE_PARTIAL_SEASON",
+                "lease_detail": f"contract {c['contract_id']} on plot {pid} runs {c['start_date']:%Y-%m-%d}.."
+                                f"{c['end_date']:%Y-%m-%d}, not the crop's {window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"}
     overlap = (min(c["end_date"], s1) - max(c["start_date"], s0)).days + 1
-    rent = float(c["annual_rent"]) * overlap / 365.0 if season_days else 0.0
+    rent = float(c["annual_rent"]) * overlap / 365.0
     return {"contract_id": c["contract_id"], "lease_code": "LEASE_OK", "rent_due": float(np.round(rent, 2))}
+
+
+def _first_overlap(active: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
+    """First pair of contracts (sorted by start) whose date ranges overlap each other."""
+    rows = [r for _, r in active.iterrows()]
+    for i, a in enumerate(rows):
+        for b in rows[i + 1:]:
+            if b["start_date"] <= a["end_date"] and a["start_date"] <= b["end_date"]:
+                return a, b
+    return None

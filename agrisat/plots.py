@@ -14,15 +14,15 @@ from pyproj import CRS
 from agrisat.config import CropTable
 from agrisat.errors import InputDataError, PlotError
 
-AREA_MISMATCH_TOLERANCE = 0.10  # declared vs polygon area; land-transfer issue will move to config
-
-
-def validate_plots(plots: gpd.GeoDataFrame, crops: CropTable, *, source: str = "plots") -> gpd.GeoDataFrame:
+def validate_plots(plots: gpd.GeoDataFrame, crops: CropTable, *, source: str = "plots",
+                   area_tolerance: float = 0.10) -> gpd.GeoDataFrame:
     """Return a clean copy of ``plots`` with ``area_ha`` and ``flags`` columns, or raise.
 
     Errors name the file and the feature (row) or plot id: missing ids, duplicate ids, empty or
     unrepairable geometries, non-polygon geometries and crops unknown to the crop table.
     Invalid but repairable geometries (self-intersections) are repaired with ``make_valid``.
+    A declared area off the polygon's by more than ``area_tolerance`` (relative) flags AREA_MISMATCH,
+    with the numbers in ``area_detail``.
     """
     gdf = plots.copy()
     for col in ("plot_id", "farmer_id", "declared_crop"):
@@ -53,12 +53,17 @@ def validate_plots(plots: gpd.GeoDataFrame, crops: CropTable, *, source: str = "
     utm: CRS = gdf.estimate_utm_crs()
     gdf["area_ha"] = gdf.geometry.to_crs(utm).area.to_numpy() / 10_000.0
     flags: list[list[str]] = [[] for _ in range(len(gdf))]
+    detail = [""] * len(gdf)
     if "declared_area_ha" in gdf.columns:
         declared = pd.to_numeric(gdf["declared_area_ha"], errors="coerce").to_numpy(dtype=float)
         rel = np.abs(declared - gdf["area_ha"].to_numpy()) / gdf["area_ha"].to_numpy()
-        for i in np.flatnonzero(rel > AREA_MISMATCH_TOLERANCE):
+        for i in np.flatnonzero(rel > area_tolerance):
             flags[i].append("AREA_MISMATCH")
+            area = gdf["area_ha"].iloc[i]
+            detail[i] = (f"declared {declared[i]:.2f} ha vs polygon {area:.2f} ha "
+                         f"({(declared[i] - area) / area:+.0%}, tolerance {area_tolerance:.0%})")
     gdf["flags"] = flags
+    gdf["area_detail"] = detail
     return gdf
 
 

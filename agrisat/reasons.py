@@ -26,6 +26,8 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "PLOT_EXCLUDED_LEASE_EXPIRED": ("Plot with an expired lease excluded", "租约已过期的地块被排除"),
     "PLOT_EXCLUDED_LEASE_LESSEE_MISMATCH": ("Plot leased to someone else excluded", "承租人非本农户的地块被排除"),
     "PLOT_EXCLUDED_LEASE_OVERLAP": ("Plot claimed by two active leases excluded", "存在重叠租约的地块被排除"),
+    "PLOT_EXCLUDED_LEASE_PARTIAL_SEASON": ("Plot whose lease does not cover the crop season excluded", "租约未覆盖作物生长季的地块被排除"),
+    "DEBT_RECORD_REJECTED": ("Debt record could not be read; held for review", "负债记录无法读取，暂停授信待审核"),
     "PLOT_EXCLUDED_NOT_ENOUGH_CLEAR_OBSERVATIONS": ("Plot without enough clear imagery excluded", "晴空影像不足的地块被排除"),
     "PLOT_EXCLUDED_NO_IMAGERY_COVERAGE": ("Plot outside the imagery excluded", "无影像覆盖的地块被排除"),
     "PLOT_EXCLUDED_PLOT_TOO_SMALL": ("Plot too small to measure excluded", "地块过小无法测量被排除"),
@@ -39,6 +41,8 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "FLAG_WEATHER_FLOOD": ("Flooding rain this season", "本季洪涝"),
     "FLAG_WEATHER_HEAT": ("Heat stress this season", "本季高温胁迫"),
     "FLAG_WEATHER_FROST": ("Frost after emergence", "出苗后霜冻"),
+    "FLAG_WEATHER_DATA_GAP": ("Too many days of weather data missing", "气象数据缺失天数过多"),
+    "FLAG_WEATHER_SOURCE_FAR": ("Nearest weather station or cell is far away", "最近气象站或格点距离过远"),
 }
 
 

@@ -24,10 +24,11 @@ import pandas as pd
 
 import agrisat
 from agrisat import credit, growth, land, plots as plotmod, weather, yields
-from agrisat.config import RunConfig, load_crops, load_policy, load_run_config
+from agrisat.config import CropTable, RunConfig, load_crops, load_policy, load_run_config
 from agrisat.errors import RunStoreError
 from agrisat.io import plots as plots_io
 from agrisat.io import runstore, tables
+from agrisat.io import weather as weather_io
 from pipelines import extract, train_yield
 
 log = logging.getLogger("agrisat.run")
@@ -68,7 +69,8 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     # 1. Plots: read, validate (errors name file, feature, plot), repair.
     with timer("plots"):
-        plots = plotmod.validate_plots(plots_io.read_plots(cfg.inputs.plots), crops, source=str(cfg.inputs.plots))
+        plots = plotmod.validate_plots(plots_io.read_plots(cfg.inputs.plots), crops, source=str(cfg.inputs.plots),
+                                       area_tolerance=policy.area_tolerance)
 
     # 2-3. Imagery -> cloud mask -> NDVI -> per-plot series, partition by partition (resumable).
     with timer("extract"):
@@ -81,21 +83,35 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     with timer("growth"):
         metrics = growth.growth_metrics(series, plots, crops, policy, as_of, cfg.season.end)
 
-    # 5. Land transfer and weather.
+    # 5. Land transfer and weather: who may farm each plot this season, and what the season's
+    #    weather did to its crop. Bad rows stop the run or are quarantined (inputs.on_bad_row).
     with timer("land_weather"):
-        contracts = tables.read_contracts(cfg.inputs.contracts) if cfg.inputs.contracts else None
-        leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end)
-        centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
-        lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
+        known_plots, known_farmers = set(plots["plot_id"]), set(plots["farmer_id"].astype(str))
+        rejects: dict[str, pd.DataFrame] = {}
+        contracts = None
+        if cfg.inputs.contracts:
+            contracts = tables.read_contracts(cfg.inputs.contracts, known_plots=known_plots,
+                                              known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
+            rejects["contracts"] = contracts.attrs["rejects"]
+        windows = _crop_windows(plots, crops, cfg.season.end)
+        leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end, windows)
         extras: dict[str, pd.DataFrame] = {}
-        if cfg.inputs.weather:
-            monthly = tables.read_weather_monthly(cfg.inputs.weather)
-            wx = weather.season_weather(lonlat, monthly, cfg.season.start, cfg.season.end)
-            extras["plot_weather"] = weather.plot_weather_series(wx, monthly, cfg.season.start, cfg.season.end)
-            warnings += [f"plot {r.plot_id}: {r.weather_months_missing} weather month(s) missing"
-                         for r in wx.itertuples() if r.weather_months_missing]
+        regional: dict[str, dict[str, float]] = {}
+        source = _read_weather(cfg)
+        if source is not None:
+            points, obs = source
+            centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
+            lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
+            match = weather.nearest_points(lonlat, points)
+            wx = weather.season_features(match, plots, obs, crops, policy.weather, cfg.season.start, cfg.season.end, as_of)
+            wx = wx.merge(weather.season_totals(match, obs, cfg.season.start, cfg.season.end), on="plot_id")
+            extras["plot_weather"] = weather.monthly_series(match, obs, cfg.season.start, cfg.season.end)
+            regional = weather.region_shocks(wx, plots, policy.weather)
+            warnings += [f"plot {r.plot_id}: {r.weather_days_missing} of {r.weather_days} weather days missing"
+                         for r in wx.itertuples() if r.weather_days_missing]
         else:
-            wx = pd.DataFrame({"plot_id": plots["plot_id"]})
+            wx = pd.DataFrame({"plot_id": plots["plot_id"], "weather_flags": [[] for _ in range(len(plots))],
+                               "weather_flag_details": [{} for _ in range(len(plots))]})
 
     # 6. Yield with uncertainty -> revenue -> limits (stage rules, change rules vs previous limits).
     with timer("credit"):
@@ -113,15 +129,25 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
                 model_version = f"{artifact['version']}+{model_version}"
         results = _plot_results(plots, metrics, leases, wx, est)
         results = credit.plot_revenue(results, crops, policy)
-        debt = tables.read_debt(cfg.inputs.debt) if cfg.inputs.debt else None
+        debt, holds = None, {}
+        if cfg.inputs.debt:
+            debt = tables.read_debt(cfg.inputs.debt, known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
+            rejects["debt"] = debt.attrs["rejects"]
+            # A farmer whose debt record was set aside owes an unknown amount: hold, do not lend.
+            holds = {str(f): f"debt row {r} quarantined: {why}"
+                     for f, r, why in zip(rejects["debt"]["farmer_id"], rejects["debt"]["row"], rejects["debt"]["reason"])
+                     if str(f) in known_farmers}
         previous = tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None
-        limits = credit.farmer_limits(results, debt, policy, as_of, previous)
+        limits = credit.farmer_limits(results, debt, policy, as_of, previous, holds)
         limits = _add_lineage(limits, results, series, policy.version, model_version, run_id,
                               policy.min_valid_fraction, _inputs_digest(cfg, extraction))
 
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, model_version)
     manifest["stage"] = cfg.run.stage
+    manifest["weather_shocks_by_region"] = regional
+    manifest["rejects"] = {name: int(len(df)) for name, df in sorted(rejects.items())}
+    extras |= {f"rejects_{name}": df.astype(str) for name, df in rejects.items() if len(df)}
     manifest["min_valid_fraction"] = policy.min_valid_fraction
     path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest, extras)
     extract.finish(cfg, run_id)
@@ -134,11 +160,43 @@ def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.Dat
     out = plots.merge(metrics, on="plot_id", how="left").merge(leases, on="plot_id", how="left")
     out = out.merge(wx, on="plot_id", how="left").merge(est, on="plot_id", how="left")
     out["flags"] = [
-        list(pf) + list(gf) + ([lc] if lc in land.EXCLUDING_LEASE_CODES else [])
-        for pf, gf, lc in zip(out["flags"], out["growth_flags"], out["lease_code"])
+        list(pf) + list(gf) + list(wf) + ([lc] if lc in land.EXCLUDING_LEASE_CODES else [])
+        for pf, gf, wf, lc in zip(out["flags"], out["growth_flags"], out["weather_flags"], out["lease_code"])
     ]
-    out["flag_details"] = [json.dumps(d, sort_keys=True) for d in out.pop("growth_flag_details")]
-    return gpd.GeoDataFrame(out.drop(columns=["growth_flags"]), geometry="geometry", crs=plots.crs)
+    # Every flag's numbers in one JSON column: growth, weather, lease and area checks.
+    details = []
+    for gd, wd, lc, ld, ad in zip(out.pop("growth_flag_details"), out.pop("weather_flag_details"),
+                                  out["lease_code"], out["lease_detail"], out["area_detail"]):
+        d = {**gd, **wd}
+        if lc in land.EXCLUDING_LEASE_CODES:
+            d[lc] = ld
+        if ad:
+            d["AREA_MISMATCH"] = ad
+        details.append(json.dumps(d, sort_keys=True))
+    out["flag_details"] = details
+    return gpd.GeoDataFrame(out.drop(columns=["growth_flags", "weather_flags"]), geometry="geometry", crs=plots.crs)
+
+
+def _crop_windows(plots: pd.DataFrame, crops: CropTable, season_end: dt.date) -> pd.DataFrame:
+    """Sowing .. harvest of each plot's declared crop (a lease must cover it)."""
+    rows = []
+    for pid, crop in zip(plots["plot_id"], plots["declared_crop"].astype(str)):
+        start, end = weather.crop_window(crops.get(crop, plot_id=str(pid)), season_end)
+        rows.append({"plot_id": pid, "crop_start": start, "crop_end": end})
+    return pd.DataFrame(rows)
+
+
+def _read_weather(cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The configured weather source as (points, observations), or None when there is none."""
+    i = cfg.inputs
+    if i.weather:
+        return weather_io.monthly_cells(tables.read_weather_monthly(i.weather))
+    if i.weather_stations:
+        return weather_io.read_stations(i.weather_stations, i.weather_daily)
+    if i.weather_grid:
+        variables = {k: v.model_dump() for k, v in cfg.weather.grid_variables.items()}
+        return weather_io.read_grid(i.weather_grid, variables, crs=cfg.weather.grid_crs, time_dim=cfg.weather.grid_time_dim)
+    return None
 
 
 def _add_lineage(limits: pd.DataFrame, results: pd.DataFrame, series: pd.DataFrame, policy_version: str,

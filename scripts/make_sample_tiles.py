@@ -240,7 +240,11 @@ def contracts(plots: gpd.GeoDataFrame) -> pd.DataFrame:
                      "lessee_id": r["farmer_id"], "start_date": "2019-10-01", "end_date": "2028-09-30",
                      "annual_rent": round(area * (350 + 20 * i), 2), "currency": "EUR", "status": "active"})
     rows[1].update(start_date="2014-10-01", end_date="2020-09-30", status="expired")  # not renewed
-    rows[3]["lessee_id"] = "F99"  # leased to somebody else than the farmer who registered it
+    rows[3]["lessee_id"] = "F03"  # leased to another registered farmer than the one who declared it
+    # A second active lease on P012 from another lessor to F05: two contracts claim the same plot.
+    rows.append({"contract_id": f"C{len(rows) + 1:03d}", "plot_id": rows[5]["plot_id"], "lessor_id": "L04",
+                 "lessee_id": "F05", "start_date": "2020-10-01", "end_date": "2025-09-30", "annual_rent": 900.0,
+                 "currency": "EUR", "status": "active"})
     return pd.DataFrame(rows)
 
 

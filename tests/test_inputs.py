@@ -139,3 +139,49 @@ def test_negative_debt_is_named(tmp_path):
     path.write_text("farmer_id,outstanding,currency\nF1,100,EUR\nF2,-3,EUR\n")
     with pytest.raises(InputDataError, match=r"debt.csv: row 3: outstanding -3 is below 0"):
         tables.read_debt(path)
+
+
+def test_area_tolerance_comes_from_the_policy():
+    import geopandas as gpd
+
+    plots = gpd.read_file(ROOT / "sample_tiles" / "registry" / "plots.geojson")
+    strict = validate_plots(plots, CROPS).set_index("plot_id")
+    assert [p for p, f in strict["flags"].items() if "AREA_MISMATCH" in f] == ["P013"]
+    assert "tolerance 10%" in strict.loc["P013", "area_detail"] and "+25%" in strict.loc["P013", "area_detail"]
+    lax = validate_plots(plots, CROPS, area_tolerance=0.3)
+    assert not any("AREA_MISMATCH" in f for f in lax["flags"])
+
+
+def test_contracts_quarantine_keeps_good_rows_and_says_why(tmp_path):
+    path = tmp_path / "contracts.csv"
+    path.write_text(CONTRACT_HEADER + "C1,P1,L1,F1,2020-01-01,2021-01-01,100,EUR,active\n"
+                    "C2,P9,L1,F1,2020-01-01,2021-01-01,100,EUR,active\n"
+                    "C3,P1,L1,F8,2020-01-01,2021-01-01,100,EUR,active\n"
+                    "C1,P1,L1,F1,2020-01-01,2021-01-01,100,EUR,active\n")
+    kw = {"known_plots": {"P1"}, "known_farmers": {"F1"}}
+    with pytest.raises(InputDataError, match=r"contracts.csv: row 3: contract C2 names unknown plot 'P9'"):
+        tables.read_contracts(path, **kw)
+    df = tables.read_contracts(path, on_bad_row="quarantine", **kw)
+    assert list(df["contract_id"]) == ["C1"]
+    rej = df.attrs["rejects"]
+    assert list(rej["row"]) == [3, 4, 5]
+    assert list(rej["reason"]) == ["contract C2 names unknown plot 'P9'", "contract C3 names unknown lessee 'F8'",
+                                   "duplicate contract_id 'C1'"]
+
+
+def test_weather_config_takes_one_source_and_known_metrics(tmp_path):
+    import yaml
+
+    from agrisat.config import load_policy, load_run_config
+    from agrisat.errors import ConfigError
+
+    cfg = yaml.safe_load((ROOT / "configs" / "sample_hesbaye.yaml").read_text())
+    cfg["inputs"]["weather_grid"] = "x.nc"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"give one weather source, not weather and weather_grid"):
+        load_run_config(tmp_path / "c.yaml")
+    pol = yaml.safe_load((ROOT / "configs" / "policy.yaml").read_text())
+    pol["weather"]["shocks"]["WEATHER_DROUGHT"].append({"metric": "soil_moisture", "op": "<=", "value": 0.1})
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(pol))
+    with pytest.raises(ConfigError, match=r"weather.shocks.WEATHER_DROUGHT: unknown metric 'soil_moisture'"):
+        load_policy(tmp_path / "p.yaml")

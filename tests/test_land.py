@@ -52,3 +52,48 @@ def test_contract_for_unknown_plot_is_named():
     contracts.attrs["source"] = "contracts.csv"
     with pytest.raises(InputDataError, match=r"contracts.csv: row 2: contract C9 names unknown plot 'PX'"):
         check_leases(_plots(), contracts, S0, S1)
+
+
+def test_two_active_contracts_on_one_plot_overlap():
+    contracts = _contracts([
+        ("C2", "P2", "L1", "F1", "2019-10-01", "2028-09-30", 730.0, "EUR", "active"),
+        ("C9", "P2", "L4", "F2", "2020-10-01", "2025-09-30", 900.0, "EUR", "active"),
+    ])
+    out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
+    assert out.loc["P2", "lease_code"] == "LEASE_OVERLAP" and out.loc["P2", "contract_id"] == "C2+C9"
+    assert out.loc["P2", "rent_due"] == 0  # an excluded plot's rent is not charged either
+    assert "contracts C2 (lessee F1, 2019-10-01..2028-09-30) and C9 (lessee F2" in out.loc["P2", "lease_detail"]
+
+
+def test_successive_contracts_do_not_overlap_and_terminated_ones_do_not_count():
+    contracts = _contracts([
+        ("C2", "P2", "L1", "F1", "2016-10-01", "2020-12-31", 730.0, "EUR", "active"),
+        ("C3", "P2", "L1", "F1", "2021-01-01", "2028-09-30", 730.0, "EUR", "active"),   # renewal, back to back
+        ("C4", "P2", "L2", "F2", "2020-10-01", "2025-09-30", 900.0, "EUR", "terminated"),
+    ])
+    out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
+    assert out.loc["P2", "lease_code"] == "LEASE_OK" and out.loc["P2", "contract_id"] == "C2"
+
+
+def test_lease_must_cover_the_crop_season_when_windows_are_given():
+    contracts = _contracts([
+        ("C2", "P2", "L1", "F1", "2019-10-01", "2028-09-30", 730.0, "EUR", "active"),
+        ("C5", "P5", "L3", "F3", "2019-10-01", "2021-06-30", 365.0, "EUR", "active"),   # ends before harvest
+    ])
+    windows = pd.DataFrame({"plot_id": ["P2", "P5"], "crop_start": pd.to_datetime(["2020-10-15", "2021-04-25"]),
+                            "crop_end": pd.to_datetime(["2021-08-01", "2021-10-15"])})
+    out = check_leases(_plots(), contracts, S0, S1, windows).set_index("plot_id")
+    assert out.loc["P2", "lease_code"] == "LEASE_OK"
+    assert out.loc["P5", "lease_code"] == "LEASE_PARTIAL_SEASON" and out.loc["P5", "contract_id"] == "C5"
+    assert "runs 2019-10-01..2021-06-30, not the crop's 2021-04-25..2021-10-15" in out.loc["P5", "lease_detail"]
+
+
+def test_failed_checks_name_contract_and_plot():
+    contracts = _contracts([
+        ("C3", "P3", "L1", "F2", "2018-10-01", "2020-09-30", 400.0, "EUR", "expired"),
+        ("C4", "P4", "L2", "F9", "2019-10-01", "2028-09-30", 400.0, "EUR", "active"),
+    ])
+    out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
+    assert out.loc["P3", "lease_detail"] == "contract C3 on plot P3 ended 2020-09-30 (expired); none active in the season"
+    assert out.loc["P4", "lease_detail"] == "contract C4 leases plot P4 to F9, not F2"
+    assert out.loc["P5", "lease_detail"] == "plot P5 is declared leased but no contract names it"

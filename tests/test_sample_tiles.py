@@ -57,4 +57,6 @@ def test_registry_is_sound():
     contracts = pd.read_csv(SAMPLE / "registry" / "contracts.csv")
     assert (contracts["status"] == "expired").sum() == 1
     merged = contracts.merge(plots[["plot_id", "farmer_id"]], on="plot_id")
-    assert (merged["lessee_id"] != merged["farmer_id"]).sum() == 1
+    # C004 leases P007 to another farmer; C007 is the second, overlapping claim on P012.
+    assert sorted(merged.loc[merged["lessee_id"] != merged["farmer_id"], "contract_id"]) == ["C004", "C007"]
+    assert set(contracts["lessee_id"]) <= set(plots["farmer_id"])  # every lessee is a registered farmer

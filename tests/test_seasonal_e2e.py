@@ -123,6 +123,12 @@ def test_lease_problems_reach_the_affected_farmers(demo_run):
     other = merged[(merged["lessee_id"] != merged["farmer_id"]) & (merged["status"] == "active")].iloc[0]
     assert "PLOT_EXCLUDED_LEASE_LESSEE_MISMATCH" in list(limits.loc[other["farmer_id"], "reason_codes"])
     assert limits.loc[owner, "status"] == "review" or limits.loc[owner, "limit"] == 0
+    # Two active contracts (C006 to F06, C007 to F05) claim P012: excluded, both ids in the reason.
+    f06 = {r["code"]: r for r in limits.loc["F06", "reasons"]}
+    assert f06["PLOT_EXCLUDED_LEASE_OVERLAP"]["plot_id"] == "P012"
+    assert "C006" in f06["PLOT_EXCLUDED_LEASE_OVERLAP"]["detail"] and "C007" in f06["PLOT_EXCLUDED_LEASE_OVERLAP"]["detail"]
+    details = json.loads(plots.set_index("plot_id").loc["P012", "flag_details"])
+    assert "C006" in details["LEASE_OVERLAP"]
 
 
 def test_same_inputs_give_bit_identical_limits(demo_run, tmp_path, monkeypatch):
@@ -199,3 +205,74 @@ def test_mol_cloudy_month_masks_clouds_and_flags_plots(tmp_path, monkeypatch):
     assert all("NOT_ENOUGH_CLEAR_OBSERVATIONS" in f for f in plots["flags"])
     limits = pd.read_parquet(res.path / "limits.parquet")
     assert (limits["limit"] == 0).all() and (limits["status"] == "declined").all()
+
+
+def test_bad_rows_stop_the_run_naming_file_and_row(tmp_path):
+    debt = tmp_path / "debt.csv"
+    debt.write_text((SAMPLE / "registry" / "debt.csv").read_text() + "F02,lots,EUR\n")
+    cfg = _copy_config(tmp_path, **{"inputs.debt": str(debt)})
+    result = CliRunner().invoke(main, ["run", str(cfg)])
+    assert result.exit_code == 3
+    n = len(debt.read_text().splitlines())
+    assert f"debt.csv: row {n}: outstanding 'lots' is not a number" in result.output
+
+
+def test_quarantined_rows_are_set_aside_and_their_farmers_held(tmp_path, monkeypatch):
+    debt = tmp_path / "debt.csv"
+    debt.write_text((SAMPLE / "registry" / "debt.csv").read_text() + "F02,lots,EUR\nF77,100,EUR\n")
+    contracts = tmp_path / "contracts.csv"
+    contracts.write_text((SAMPLE / "registry" / "contracts.csv").read_text() + "C099,P001,L09,F01,2021-13-01,2028-09-30,10,EUR,active\n")
+    cfg = _copy_config(tmp_path, **{"inputs.debt": str(debt), "inputs.contracts": str(contracts),
+                                    "inputs.on_bad_row": "quarantine"})
+    monkeypatch.delenv("AGRISAT_OUTPUT_DIR", raising=False)
+    res = run_seasonal(cfg, run_id="q")
+    manifest = json.loads((res.path / "manifest.json").read_text())
+    assert manifest["rejects"] == {"contracts": 1, "debt": 2}
+    rej = pd.read_parquet(res.path / "rejects_debt.parquet")
+    assert list(rej["farmer_id"]) == ["F02", "F77"]
+    assert "outstanding 'lots' is not a number" in rej["reason"].iloc[0] and "unknown farmer 'F77'" in rej["reason"].iloc[1]
+    assert "start_date '2021-13-01' is not a date" in pd.read_parquet(res.path / "rejects_contracts.parquet")["reason"].iloc[0]
+    limits = res.limits.set_index("farmer_id")
+    # F02's debt is unknown: held at zero for review, never lent on as if it owed nothing.
+    assert limits.loc["F02", "limit"] == 0 and limits.loc["F02", "status"] == "review"
+    assert limits.loc["F02", "decided_by"] == "DEBT_RECORD_REJECTED"
+    assert sum(r["amount"] for r in limits.loc["F02", "reasons"]) == pytest.approx(0.0, abs=1e-6)
+    # The other farmers are decided exactly as in the clean demo.
+    (tmp_path / "clean").mkdir()
+    clean = run_seasonal(_copy_config(tmp_path / "clean"), run_id="clean").limits.set_index("farmer_id")
+    others = [f for f in clean.index if f != "F02"]
+    assert list(limits.loc[others, "limit"]) == list(clean.loc[others, "limit"])
+
+
+def test_a_run_on_daily_stations_reports_season_aggregates(tmp_path, monkeypatch):
+    """The 2020/21 sample season has no daily station data, so the daily path is run on a season of
+    the real Brussels series with the imagery left as it is: the point is the wiring, not agronomy."""
+    shared = ROOT.parent / "shared" / "data" / "weather"
+    if not shared.exists():
+        pytest.skip("../shared/data not beside the project")
+    src = pd.read_csv(shared / "brussels_climate.txt", sep=r"\s+")
+    dates = pd.to_datetime(dict(year=src["Year"] + 16, month=src["Month"], day=src["Day"]), errors="coerce")
+    daily = pd.DataFrame({"station_id": "uccle", "date": dates.dt.strftime("%Y-%m-%d"), "tmin_c": src["Tmin(C)"],
+                          "tmax_c": src["Tmax(C)"], "precip_mm": src["Prcp(mm)"], "et0_mm": src["Et0(mm)"]}).dropna()
+    daily = daily[daily["date"].between("2020-09-01", "2021-10-31")]  # 2004/05 shifted by 16 years
+    daily.to_csv(tmp_path / "daily.csv", index=False)
+    (tmp_path / "stations.csv").write_text("station_id,name,lon,lat\nuccle,Brussels-Uccle,4.358,50.798\n")
+    (tmp_path / "clean").mkdir()
+    cfg = yaml.safe_load(_copy_config(tmp_path / "clean").read_text())
+    del cfg["inputs"]["weather"]
+    cfg["inputs"] |= {"weather_stations": str(tmp_path / "stations.csv"), "weather_daily": str(tmp_path / "daily.csv")}
+    (tmp_path / "daily.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.delenv("AGRISAT_OUTPUT_DIR", raising=False)
+    res = run_seasonal(tmp_path / "daily.yaml", run_id="daily")
+    plots = gpd.read_parquet(res.path / "plots.parquet").set_index("plot_id")
+    assert (plots["weather_point_id"] == "uccle").all() and plots["weather_distance_km"].between(60, 80).all()
+    assert plots["weather_resolution"].eq("daily").all()
+    for col in ("gdd", "rain_total_mm", "longest_dry_spell_days", "heat_stress_days", "rain_minus_et0_mm"):
+        assert plots[col].notna().all(), col
+    # Winter wheat's window is longer than maize's: more degree days above a lower base.
+    crop = plots["declared_crop"]
+    assert plots.loc[crop == "winter_wheat", "gdd"].min() > plots.loc[crop == "maize", "gdd"].max()
+    # Every plot is farther than 50 km from Uccle: flagged, in review, and the numbers are stated.
+    assert all("WEATHER_SOURCE_FAR" in f for f in plots["flags"])
+    wx = pd.read_parquet(res.path / "plot_weather.parquet")
+    assert len(wx) == 13 * 12 and wx["precip_mm"].notna().all()

@@ -59,22 +59,79 @@ def _numbers(df: pd.DataFrame, col: str, path: Path, *, min_value: float | None 
     return vals.astype(float)
 
 
-def read_contracts(path: str | Path) -> pd.DataFrame:
+class RowProblems:
+    """Bad rows of one table: raise naming the first in file order (``on_bad_row="error"``), or set
+    them aside.
+
+    Quarantined rows go to ``df.attrs["rejects"]`` (the original values, the file row and the
+    reason) so the run can write them out and count them; the rest of the table goes on.
+    """
+
+    def __init__(self, df: pd.DataFrame, path: Path, on_bad_row: str) -> None:
+        self.df, self.path, self.mode = df, path, on_bad_row
+        self.raw = df.copy()
+        self.reasons: dict[int, str] = {}
+
+    def add(self, mask: np.ndarray | pd.Series, message) -> None:
+        """Mark rows where ``mask`` holds (and that are not bad already); ``message(i)`` says why."""
+        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            i = int(i)
+            if i not in self.reasons:
+                self.reasons[i] = message(i)
+
+    def ok(self) -> np.ndarray:
+        keep = np.ones(len(self.df), dtype=bool)
+        keep[list(self.reasons)] = False
+        return keep
+
+    def finish(self, df: pd.DataFrame) -> pd.DataFrame:
+        if self.reasons and self.mode == "error":
+            i = min(self.reasons)
+            more = f" (and {len(self.reasons) - 1} more bad row(s))" if len(self.reasons) > 1 else ""
+            raise InputDataError(f"{self.path}: row {_row(i)}: {self.reasons[i]}{more}")
+        keep = self.ok()
+        out = df[keep].reset_index(drop=True)
+        rej = self.raw[~keep].copy()
+        rej.insert(0, "reason", [self.reasons[i] for i in np.flatnonzero(~keep)])
+        rej.insert(0, "row", [_row(int(i)) for i in np.flatnonzero(~keep)])
+        out.attrs["source"] = str(self.path)
+        out.attrs["rejects"] = rej.reset_index(drop=True)
+        return out
+
+
+def _parse_dates(df: pd.DataFrame, col: str, bad: RowProblems) -> pd.Series:
+    parsed = pd.to_datetime(df[col], errors="coerce", format="%Y-%m-%d")
+    bad.add(parsed.isna(), lambda i: f"{col} {df[col].iloc[i]!r} is not a date (YYYY-MM-DD)")
+    return parsed
+
+
+def _parse_numbers(df: pd.DataFrame, col: str, bad: RowProblems, *, min_value: float | None = None) -> pd.Series:
+    vals = pd.to_numeric(df[col], errors="coerce")
+    bad.add(vals.isna(), lambda i: f"{col} {df[col].iloc[i]!r} is not a number")
+    if min_value is not None:
+        bad.add(vals < min_value, lambda i: f"{col} {vals.iloc[i]:g} is below {min_value:g}")
+    return vals.astype(float)
+
+
+def read_contracts(path: str | Path, *, known_plots: set[str] | None = None, known_farmers: set[str] | None = None,
+                   on_bad_row: str = "error") -> pd.DataFrame:
+    """Land-transfer contracts (data contract in DESIGN.md). Rows naming a plot or a lessee the
+    registry does not know are bad rows when the known ids are given."""
     path = Path(path)
     df = _read_table(path, CONTRACT_COLUMNS, "contracts")
-    df["start_date"] = _dates(df, "start_date", path)
-    df["end_date"] = _dates(df, "end_date", path)
-    back = np.flatnonzero((df["end_date"] < df["start_date"]).to_numpy())
-    if len(back):
-        i = int(back[0])
-        raise InputDataError(
-            f"{path}: row {_row(i)}: contract {df['contract_id'].iloc[i]} ends before it starts"
-        )
-    df["annual_rent"] = _numbers(df, "annual_rent", path, min_value=0.0)
-    dup = df["contract_id"][df["contract_id"].duplicated()]
-    if len(dup):
-        raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: duplicate contract_id {dup.iloc[0]!r}")
-    return df
+    bad = RowProblems(df, path, on_bad_row)
+    df["start_date"] = _parse_dates(df, "start_date", bad)
+    df["end_date"] = _parse_dates(df, "end_date", bad)
+    bad.add(df["end_date"] < df["start_date"], lambda i: f"contract {df['contract_id'].iloc[i]} ends before it starts")
+    df["annual_rent"] = _parse_numbers(df, "annual_rent", bad, min_value=0.0)
+    bad.add(df["contract_id"].duplicated(), lambda i: f"duplicate contract_id {df['contract_id'].iloc[i]!r}")
+    if known_plots is not None:
+        bad.add(~df["plot_id"].isin(known_plots),
+                lambda i: f"contract {df['contract_id'].iloc[i]} names unknown plot {df['plot_id'].iloc[i]!r}")
+    if known_farmers is not None:
+        bad.add(~df["lessee_id"].isin(known_farmers),
+                lambda i: f"contract {df['contract_id'].iloc[i]} names unknown lessee {df['lessee_id'].iloc[i]!r}")
+    return bad.finish(df)
 
 
 def read_weather_monthly(path: str | Path) -> pd.DataFrame:
@@ -87,14 +144,17 @@ def read_weather_monthly(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def read_debt(path: str | Path) -> pd.DataFrame:
+def read_debt(path: str | Path, *, known_farmers: set[str] | None = None, on_bad_row: str = "error") -> pd.DataFrame:
+    """Existing debt per farmer. A quarantined row leaves that farmer's debt unknown: the credit
+    stage holds such farmers (``DEBT_RECORD_REJECTED``) instead of lending as if they owed nothing."""
     path = Path(path)
     df = _read_table(path, DEBT_COLUMNS, "debt")
-    df["outstanding"] = _numbers(df, "outstanding", path, min_value=0.0)
-    dup = df["farmer_id"][df["farmer_id"].duplicated()]
-    if len(dup):
-        raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: farmer {dup.iloc[0]!r} listed twice")
-    return df
+    bad = RowProblems(df, path, on_bad_row)
+    df["outstanding"] = _parse_numbers(df, "outstanding", bad, min_value=0.0)
+    bad.add(df["farmer_id"].duplicated(), lambda i: f"farmer {df['farmer_id'].iloc[i]!r} listed twice")
+    if known_farmers is not None:
+        bad.add(~df["farmer_id"].isin(known_farmers), lambda i: f"debt of unknown farmer {df['farmer_id'].iloc[i]!r}")
+    return bad.finish(df)
 
 
 def read_previous_limits(path: str | Path) -> pd.DataFrame:
