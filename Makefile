@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/zonal_bench.py
+	$(BIN)/python benchmarks/bench_zonal.py --size 2048 --dates 24 --data benchmarks/out/tile2048
 
 clean:
 	rm -rf runs .pytest_cache

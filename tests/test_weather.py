@@ -213,3 +213,18 @@ def test_station_coordinates_must_be_degrees(tmp_path):
     (tmp_path / "stations.csv").write_text("station_id,lon,lat,path\nS1,664000,5611000,x.txt\n")
     with pytest.raises(InputDataError, match=r"stations.csv: row 2: station S1 lon/lat \(664000.0, 5611000.0\) is not WGS84"):
         wio.read_stations(tmp_path / "stations.csv")
+
+
+@pytest.mark.skipif(not (SHARED / "imagery").exists(), reason="../shared/data not beside the project")
+def test_zarr_store_reads_like_the_netcdf(tmp_path):
+    import xarray as xr
+
+    nc = SHARED / "imagery" / "worldcereal_hesbaye_BE" / "worldcereal_preprocessed_inputs.nc"
+    spec = {"precip_mm": {"name": "AGERA5-PRECIP", "scale": 0.01}}
+    with xr.open_dataset(nc) as ds:
+        ds[["AGERA5-PRECIP", "crs"]].isel(x=slice(0, 10), y=slice(0, 10)).to_zarr(tmp_path / "w.zarr")
+    points, obs = wio.read_grid(tmp_path / "w.zarr", spec, time_dim="t")
+    ref_points, ref = wio.read_grid(nc, spec, time_dim="t")
+    assert len(points) == 100
+    got = obs.set_index(["point_id", "date"])["precip_mm"]
+    np.testing.assert_array_equal(got.to_numpy(), ref.set_index(["point_id", "date"]).loc[got.index, "precip_mm"].to_numpy())
