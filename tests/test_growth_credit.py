@@ -1,11 +1,12 @@
 import datetime as dt
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from agrisat import credit, growth, yields
-from agrisat.config import Policy, load_crops
+from agrisat.config import Policy, load_crops, load_policy
 from conftest import ROOT
 
 CROPS = load_crops(ROOT / "configs" / "crops.yaml")
@@ -124,3 +125,19 @@ def test_previous_crop_outside_the_window_is_ignored():
     plots = pd.DataFrame({"plot_id": ["P"], "declared_crop": ["potato"]})
     g = growth.growth_metrics(s, plots, CROPS, POLICY, dt.date(2021, 10, 31), dt.date(2021, 10, 31)).iloc[0]
     assert g["peak_date"] == pd.Timestamp("2021-07-01") and g["n_clear_obs"] == 4
+
+
+def test_weather_shock_lowers_the_advance_as_a_reason_and_drops_the_limit_at_once():
+    policy = load_policy(ROOT / "configs" / "policy.yaml").for_stage("harvest")  # advance rate 0.5
+    rows = _plot_rows(flags=[["WEATHER_DROUGHT"], []])
+    rev = credit.plot_revenue(rows, CROPS, policy)
+    prev = pd.DataFrame({"farmer_id": ["F1"], "limit": [5000.0]})
+    lim = credit.farmer_limits(rev, None, policy, dt.date(2021, 10, 31), prev).iloc[0]
+    drought = next(r for r in lim["reasons"] if r["code"] == "FLAG_WEATHER_DROUGHT")
+    m = policy.multipliers["WEATHER_DROUGHT"]
+    assert drought["plot_id"] == "p1" and drought["amount"] == pytest.approx(-1140.0 * (1 - m))
+    assert lim["status"] == "review" and lim["decided_by"] == "WEATHER_DROUGHT"
+    # A severe code: the fall from 5,000 is not damped by the change rules.
+    assert lim["limit"] == math.floor((1140.0 * m + 2160.0 - 300.0) / 100) * 100
+    assert lim["change_reason"] != "CHANGE_DECREASE_DAMPED"
+    assert sum(r["amount"] for r in lim["reasons"]) == pytest.approx(lim["limit"])
