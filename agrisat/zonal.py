@@ -123,14 +123,10 @@ def _batch_stats(block: np.ndarray | list, transform: Sequence[float], ids: list
     for i in overlapping:
         segments[i] = _own_pixels(geoms[i], t, h, w)
     lengths = np.array([len(sg) for sg in segments], dtype=np.int64)
-    pix = np.concatenate(segments) if len(segments) else np.empty(0, np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-
-    per_date = [_segment_stats(flat[d, pix].astype(np.float64), starts, lengths) for d in range(n_t)]
+    stats = _padded_stats(flat, segments, lengths)
     out = pd.DataFrame({"plot_id": ids, "n_pixels": lengths})
     for k in STAT_COLUMNS[1:]:
-        stacked = np.stack([pd_[k] for pd_ in per_date], axis=1) if per_date else np.empty((len(ids), 0))
-        out[k] = list(stacked)  # one array of n_t values per plot
+        out[k] = list(stats[k])  # one array of n_t values per plot
     if coverage:
         cov = [_coverage_mean(flat, *_coverage_weights(g, t, h, w)) for g in geoms]
         out["cov_mean"] = [c[0] for c in cov]
@@ -194,51 +190,68 @@ def _own_pixels(geom, t: Affine, h: int, w: int) -> np.ndarray:
     return ((rr + r0) * w + (cc + c0)).astype(np.int64)
 
 
-def _segment_stats(v: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics of consecutive segments of ``v`` (one per plot, one date); NaN values are invalid.
+def _padded_length(lengths: np.ndarray) -> np.ndarray:
+    """Row width for each plot: its pixel count rounded up to 1/8 of its power of two (at most
+    12.5% padding, and few distinct widths). Depends only on the plot's own count (determinism)."""
+    n = np.maximum(lengths, 1)
+    step = np.maximum(1 << np.maximum(np.floor(np.log2(n)).astype(np.int64) - 3, 0), 1)
+    return np.where(lengths > 0, -(-n // step) * step, 0)
 
-    Sums use np.add.reduceat: sequential within a segment and independent of its neighbours, so a
-    plot's numbers are the same whatever else is in the batch. Percentiles follow numpy's default
-    ('linear') method, computed on each segment's sorted valid values.
+
+def _padded_stats(flat: np.ndarray, segments: list[np.ndarray], lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics of every plot and date, shape (n_plots, n_t); NaN pixels are invalid.
+
+    Plots are grouped by their padded length (``_padded_length``), and each group is gathered into a (date, plot, length) array padded with NaN. Then every reduction runs
+    along the last axis: a plot's row depends only on its own pixels and its own padded length, so its
+    numbers are the same whatever else is in the batch, the chunk or the set of dates. Sorting rows of
+    float32 (NaN last) uses numpy's SIMD sort, ~20x cheaper per value than an argsort of one long key;
+    percentiles then follow np.percentile's default 'linear' method on the valid values.
     """
-    n_seg = len(lengths)
-    valid = ~np.isnan(v)
-    nonempty = lengths > 0
-    count = np.zeros(n_seg, np.int64)
-    total = np.zeros(n_seg)
-    sq = np.zeros(n_seg)
-    if nonempty.any():
-        s_ne = starts[nonempty]
-        count[nonempty] = np.add.reduceat(valid.astype(np.int64), s_ne)
-        total[nonempty] = np.add.reduceat(np.where(valid, v, 0.0), s_ne)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / count, np.nan)
-        if nonempty.any():
-            seg_mean = np.repeat(mean, lengths)
-            dev = np.where(valid, v - seg_mean, 0.0)
-            sq[nonempty] = np.add.reduceat(dev * dev, starts[nonempty])
-        std = np.where(count > 0, np.sqrt(sq / count), np.nan)
-        frac = np.where(lengths > 0, count / np.maximum(lengths, 1), 0.0)
-    # Sort each segment's values (NaN last), then interpolate like np.percentile(method="linear").
-    seg_id = np.repeat(np.arange(n_seg), lengths)
-    finite = v[valid]
-    if finite.size == 0 or (finite.min() >= -1.0 and finite.max() <= 1.0):
-        # Index values (NDVI) lie in [-1, 1]: one float key "segment * 4 + value + 1" (NaN -> +3) sorts
-        # by segment, then value, 4x faster than lexsort; float32-derived values stay distinct in it.
-        order = np.argsort(seg_id * 4.0 + np.where(valid, v + 1.0, 3.0), kind="stable")
-    else:
-        order = np.lexsort((np.where(valid, v, np.inf), seg_id))
-    sorted_v = v[order]
-    qs = {}
-    for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
-        pos = q * np.maximum(count - 1, 0)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-        frac_q = pos - lo
-        ok = count > 0
-        a = np.where(ok, sorted_v[np.minimum(starts + lo, max(len(v) - 1, 0))] if len(v) else 0.0, np.nan)
-        b = np.where(ok, sorted_v[np.minimum(starts + hi, max(len(v) - 1, 0))] if len(v) else 0.0, np.nan)
-        diff = b - a
-        qs[name] = np.where(frac_q >= 0.5, b - diff * (1 - frac_q), a + diff * frac_q)  # numpy's _lerp
-    return {"count": count, "valid_fraction": frac, "mean": mean, "std": std,
-            "median": qs["median"], "p10": qs["p10"], "p90": qs["p90"]}
+    n_t = flat.shape[0]
+    n = len(segments)
+    out = {k: np.full((n, n_t), np.nan) for k in ("valid_fraction", "mean", "std", "median", "p10", "p90")}
+    out["count"] = np.zeros((n, n_t), np.int64)
+    out["valid_fraction"][:] = 0.0
+    if n == 0 or n_t == 0:
+        return out
+    # Pixel-major copy (pixel, date) with an all-NaN sentinel pixel for the padding: gathering a
+    # plot's pixels then reads contiguous rows of n_t values instead of n_t scattered values each.
+    sentinel = flat.shape[1]
+    ext = np.empty((sentinel + 1, n_t), dtype=np.float32)
+    ext[:sentinel] = flat.T
+    ext[sentinel] = np.nan
+    padded = _padded_length(lengths)
+    for width in np.unique(padded[padded > 0]):
+        members = np.flatnonzero(padded == width)
+        idx = np.full((len(members), width), sentinel, dtype=np.int64)
+        for row, i in enumerate(members):
+            idx[row, : lengths[i]] = segments[i]
+        vals = np.ascontiguousarray(np.moveaxis(np.take(ext, idx, axis=0), -1, 0))  # (n_t, plots, width)
+        vals.sort(axis=-1)  # NaN sort last: each row is [valid ascending..., NaN...]
+        nan = np.isnan(vals)
+        count = width - nan.sum(axis=-1, dtype=np.int64)
+        # Percentiles from the sorted valid prefix, before the NaN tail is zeroed for the sums.
+        last = np.maximum(count - 1, 0)
+        for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
+            pos = q * last
+            lo = np.floor(pos).astype(np.int64)
+            hi = np.minimum(lo + 1, last)
+            a = np.take_along_axis(vals, lo[..., None], axis=-1)[..., 0].astype(np.float64)
+            b = np.take_along_axis(vals, hi[..., None], axis=-1)[..., 0].astype(np.float64)
+            t = pos - lo
+            diff = b - a
+            val = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
+            out[name][members] = np.where(count > 0, val, np.nan).T
+        np.copyto(vals, 0.0, where=nan)
+        x = vals.astype(np.float64)
+        s1 = x.sum(axis=-1)
+        s2 = np.einsum("...i,...i->...", x, x)  # sum of squares without a temporary
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, s1 / count, np.nan)
+            # One-pass variance in float64: NDVI lies in [-1, 1], so cancellation costs ~1e-12.
+            std = np.where(count > 0, np.sqrt(np.maximum(s2 / count - mean * mean, 0.0)), np.nan)
+        out["count"][members] = count.T
+        out["valid_fraction"][members] = (count / lengths[members][None, :]).T
+        out["mean"][members] = mean.T
+        out["std"][members] = std.T
+    return out
