@@ -169,3 +169,19 @@ def test_many_plot_sizes_match_numpy_and_do_not_depend_on_batching_or_dates():
                 assert r["std"] == pytest.approx(vals.std(), rel=1e-9, abs=1e-12)
                 for col, q in (("median", 50), ("p10", 10), ("p90", 90)):
                     assert r[col] == np.percentile(vals, q), (i, d, col)
+
+
+def test_fused_mask_and_ndvi_equal_the_step_by_step_cube(tiny_tiles):
+    idx = tiles.read_index(tiny_tiles["index"])
+    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
+    grid = tiles.common_grid(chosen)
+    cube = tiles.open_cube(chosen, grid, tiles.window_for_bounds(grid, grid.bounds), chunk_px=16)
+    classes = (0, 1, 3, 8, 9, 10, 11)
+    steps = indices.ndvi(scenes.mask_clouds(cube, "SCL", classes)).compute()
+    fused = indices.masked_ndvi(cube, "B04", "B08", "SCL", classes)
+    assert fused.data.npartitions == cube.sizes["time"] * 9  # one task per date and 16 px block
+    np.testing.assert_array_equal(fused.compute().values, steps.values)
+    np.testing.assert_array_equal(indices.masked_ndvi(cube.compute(), "B04", "B08", "SCL", classes).values, steps.values)
+    assert fused.attrs["transform"] == cube.attrs["transform"]
+    with pytest.raises(Exception, match=r"band 'B8A' not in cube bands"):
+        indices.masked_ndvi(cube, "B04", "B8A", "SCL", classes)

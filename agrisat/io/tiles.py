@@ -130,14 +130,27 @@ def _read_block(path: str, window: Window, nodata: float | None, scale: float, o
             raw = ds.read(1, window=window)
     except rasterio.errors.RasterioIOError as e:
         raise ImageryError(f"{path}: cannot read window {window}: {e}") from e
-    out = raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    # In place, and skipping x1 and +0 (exact no-ops on these non-negative integers): this is the
+    # hot loop of every run, one pass per step over every pixel of every band and date.
+    out = raw.astype(np.float32)
+    if scale != 1.0:
+        out *= np.float32(scale)
+    if offset != 0.0:
+        out += np.float32(offset)
     if nodata is not None and not np.isnan(nodata):
-        out[raw == nodata] = np.nan
+        np.copyto(out, np.float32(np.nan), where=raw == nodata)
     return out
 
 
+def _read_bands(sources: tuple[tuple[str, float | None, float, float], ...], window: Window) -> np.ndarray:
+    """All bands of one date and block, (band, y, x): one task instead of one per band, so the
+    mask and index that follow see every band of a pixel in one chunk."""
+    return np.stack([_read_block(path, window, nodata, scale, offset) for path, nodata, scale, offset in sources])
+
+
 def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 1024) -> xr.DataArray:
-    """Lazy cube (time, band, y, x) over ``window``: one delayed windowed read per file and block."""
+    """Lazy cube (time, band, y, x) over ``window``: one delayed windowed read per date and block,
+    holding every band (chunks are (1, n_bands, chunk_px, chunk_px))."""
     dates = sorted(scenes["date"].unique())
     bands = sorted(scenes["band"].unique())
     lookup = {(r.date, r.band): r for r in scenes.itertuples()}
@@ -145,20 +158,19 @@ def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 
     col_edges = list(range(0, int(window.width), chunk_px)) + [int(window.width)]
     planes = []
     for date in dates:
-        per_band = []
-        for band in bands:
-            r = lookup[(date, band)]
-            nodata = None if pd.isna(r.nodata) else float(r.nodata)
-            rows = []
-            for y0, y1 in zip(row_edges[:-1], row_edges[1:]):
-                cols = []
-                for x0, x1 in zip(col_edges[:-1], col_edges[1:]):
-                    w = Window(window.col_off + x0, window.row_off + y0, x1 - x0, y1 - y0)
-                    block = dask.delayed(_read_block, pure=True)(r.abspath, w, nodata, float(r.scale), float(r.offset))
-                    cols.append(da.from_delayed(block, shape=(y1 - y0, x1 - x0), dtype=np.float32))
-                rows.append(cols)
-            per_band.append(da.block(rows))
-        planes.append(da.stack(per_band))
+        sources = tuple(
+            (r.abspath, None if pd.isna(r.nodata) else float(r.nodata), float(r.scale), float(r.offset))
+            for r in (lookup[(date, band)] for band in bands)
+        )
+        rows = []
+        for y0, y1 in zip(row_edges[:-1], row_edges[1:]):
+            cols = []
+            for x0, x1 in zip(col_edges[:-1], col_edges[1:]):
+                w = Window(window.col_off + x0, window.row_off + y0, x1 - x0, y1 - y0)
+                block = dask.delayed(_read_bands, pure=True)(sources, w)
+                cols.append(da.from_delayed(block, shape=(len(bands), y1 - y0, x1 - x0), dtype=np.float32))
+            rows.append(cols)
+        planes.append(da.block(rows))  # (band, y, x) blocks along y and x
     data = da.stack(planes)
     t = grid.transform @ Affine.translation(window.col_off, window.row_off)
     xs = t.c + t.a * (np.arange(int(window.width)) + 0.5)
