@@ -55,6 +55,7 @@ class InputsSection(_Frozen):
     weather_grid: Path | None = None  # gridded NetCDF/Zarr; variables in the run config's weather section
     debt: Path | None = None
     previous_limits: Path | None = None  # a previous run's limits.parquet (or CSV farmer_id,limit)
+    growth_history: Path | None = None  # earlier seasons per plot: plot_id, season, peak_ndvi
     # Bad rows in contracts and debt: "error" stops the run naming the row; "quarantine" writes them
     # to <run>/rejects/ with the reason and goes on conservatively (see agrisat/io/tables.py).
     on_bad_row: Literal["error", "quarantine"] = "error"
@@ -203,6 +204,22 @@ class WeatherRules(_Frozen):
         return self
 
 
+class GrowthRules(_Frozen):
+    """Cleaning, phenology, anomaly and crop-check settings (agrisat/growth.py and its helpers)."""
+
+    outlier_drop: float = Field(0.15, gt=0)  # NDVI below the line through its neighbours: residual cloud
+    smoothing_lambda: float = Field(1000.0, gt=0)  # Whittaker smoothness on a daily grid
+    phenology_threshold: float = Field(0.2, gt=0, lt=1)  # start/end of season at this share of amplitude
+    min_amplitude: float = Field(0.1, gt=0)  # a smaller rise and fall is not a season
+    max_gap_days: int = Field(60, gt=0)  # longest gap between clear dates in the critical window
+    gap_lead_days: int = Field(60, ge=0)  # the critical window opens this long before the first peak month
+    anomaly_z_low: float = -1.5  # cohort z-score of peak NDVI below this: GROWTH_ANOMALY_LOW
+    anomaly_min_cohort: int = Field(5, ge=2)  # fewer comparable plots: no z-score at all
+    history_min_seasons: int = Field(3, ge=2)  # earlier seasons needed for the plot's own z-score
+    crop_check_margin: float = Field(0.5, gt=0, le=2)  # correlation gap that makes a CROP_MISMATCH
+    crop_check_min_obs: int = Field(4, ge=3)
+
+
 class Policy(_Frozen):
     version: str
     currency: str
@@ -223,6 +240,7 @@ class Policy(_Frozen):
     stages: dict[Stage, StageRule] = Field(default_factory=dict)
     change_rules: ChangeRules = ChangeRules()
     weather: WeatherRules = WeatherRules()
+    growth: GrowthRules = GrowthRules()
     area_tolerance: float = Field(0.10, ge=0)  # declared vs polygon area, relative: AREA_MISMATCH beyond
 
     @model_validator(mode="after")
@@ -279,7 +297,7 @@ def load_run_config(path: str | Path) -> RunConfig:
     env_out = os.environ.get("AGRISAT_OUTPUT_DIR")
     run["output_dir"] = Path(env_out).resolve() if env_out else _resolve(base, run.get("output_dir"))
     for key in ("plots", "imagery_index", "contracts", "weather", "weather_stations", "weather_daily",
-                "weather_grid", "debt", "previous_limits"):
+                "weather_grid", "debt", "previous_limits", "growth_history"):
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])
     data = {**data, "run": run, "inputs": inputs, "source_file": path}

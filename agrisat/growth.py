@@ -1,76 +1,82 @@
-"""Growth metrics per plot from its NDVI time series, and data-sufficiency flags.
+"""Growth per plot: clean series, phenology, crop check, anomalies and data-sufficiency flags.
 
-Walking-skeleton scope: peak NDVI, date of peak, season integral over clear observations, and a
-crop-calendar sanity check. Smoothing, phenology and anomalies come with the growth-analytics issue.
+Per plot, inside its declared crop's growing window (``cropcalendar.growing_window``) and up to the
+run's as-of date: the clear dates (valid fraction >= policy.min_valid_fraction) are cleaned of
+residual-cloud drops, smoothed on a daily grid (``smoothing``), and measured (``phenology``). The
+raw peak (the clear date with the highest NDVI) stays the yield model's input; the smoothed curve
+gives start, middle and end of season. The crop check looks at the whole season (the declared crop's
+window may exclude the crop that is really there); anomalies compare plots of one cohort.
+Every flag carries the numbers behind it in ``growth_flag_details``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from agrisat.config import CropParams, CropTable, Policy
+from agrisat.anomaly import cohort_anomaly, own_history_anomaly
+from agrisat.config import CropTable, Policy
+from agrisat.cropcalendar import HARVEST_MARGIN_DAYS, growing_window  # growing_window re-exported
+from agrisat.cropcheck import check_crop
+from agrisat.phenology import season_phenology
+from agrisat.smoothing import drop_outliers, whittaker_daily
 
 # Flags that mean "we cannot estimate this plot's harvest": it leaves the revenue base.
 EXCLUDING_GROWTH_FLAGS = ("NOT_ENOUGH_CLEAR_OBSERVATIONS", "NO_IMAGERY_COVERAGE", "PLOT_TOO_SMALL", "NO_CROP_SIGNAL")
 MIN_PLOT_PIXELS = 4  # fewer clear pixel centres than this is not a plot mean, it is a guess
+CURVE_STEP_DAYS = 5  # the smoothed curve is stored every 5 days (for charts), computed daily
+_EPOCH = pd.Timestamp("1970-01-01")
 
 
-HARVEST_MARGIN_DAYS = 30  # a crop can stand a little past its usual harvest date
+@dataclass(frozen=True)
+class GrowthResult:
+    metrics: pd.DataFrame  # one row per plot
+    observations: pd.DataFrame  # plot_id, date, ndvi_smooth, is_outlier (for plot_timeseries)
+    curves: pd.DataFrame  # plot_id, date, ndvi_smooth every CURVE_STEP_DAYS (plot_smoothed.parquet)
 
 
-def growing_window(crop: CropParams, season_end: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """Sowing .. harvest (+ margin) of the crop's season that ends by ``season_end``.
-
-    The season's window often also holds the previous crop (a cover crop in November, the winter
-    wheat before a maize): statistics outside the declared crop's own calendar are not its growth.
-    Winter crops are sown in the year before their harvest.
-    """
-    end = pd.Timestamp(season_end)
-    hm, hd = (int(v) for v in crop.harvest.split("-"))
-    sm, sd = (int(v) for v in crop.sowing.split("-"))
-    harvest = pd.Timestamp(end.year, hm, hd)
-    if harvest > end + pd.Timedelta(days=HARVEST_MARGIN_DAYS):
-        harvest = harvest.replace(year=harvest.year - 1)
-    sowing = pd.Timestamp(harvest.year, sm, sd)
-    if sowing >= harvest:
-        sowing = sowing.replace(year=sowing.year - 1)
-    return sowing, harvest + pd.Timedelta(days=HARVEST_MARGIN_DAYS)
+def growth_metrics(series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date,
+                   season_end: dt.date) -> pd.DataFrame:
+    """The per-plot table of ``growth_analysis``."""
+    return growth_analysis(series, plots, crops, policy, as_of, season_end).metrics
 
 
-def growth_metrics(
+def growth_analysis(
     series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date,
-    season_end: dt.date,
-) -> pd.DataFrame:
-    """One row per plot: clear-observation count, peak, peak date, integral, flags with their numbers.
+    season_end: dt.date, history: pd.DataFrame | None = None,
+) -> GrowthResult:
+    """Per plot: clear-observation counts, raw peak, phenology, crop check, anomalies and flags.
 
-    Only dates inside the declared crop's growing window (``growing_window`` of the season ending
-    ``season_end``) and not after ``as_of`` count. A date is a clear observation when its valid-pixel
-    fraction reaches ``policy.min_valid_fraction``.
+    ``history`` (optional) holds earlier seasons' ``plot_id, peak_ndvi`` for the plot's own z-score.
     """
-    crop_of = dict(zip(plots["plot_id"], plots["declared_crop"]))
+    rules = policy.growth
+    crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
     cutoff = pd.Timestamp(as_of)
-    rows = []
-    for pid, s in series.groupby("plot_id", sort=False):
-        crop = crops.get(str(crop_of[pid]), plot_id=str(pid))
+    rows, obs_frames, curve_frames = [], [], []
+    for pid, s_all in series.groupby("plot_id", sort=False):
+        crop = crops.get(crop_of[pid], plot_id=str(pid))
         start, stop = growing_window(crop, season_end)
-        s = s[(s["date"] <= min(cutoff, stop)) & (s["date"] >= start)].sort_values("date")
-        clear = s[(s["valid_fraction"] >= policy.min_valid_fraction) & s["mean"].notna()]
-        n_pix = int(s["n_pixels"].iloc[0]) if len(s) else 0
-        row: dict = {
-            "plot_id": pid,
-            "n_pixels": n_pix,
-            "n_dates": int(len(s)),
-            "n_clear_obs": int(len(clear)),
-            "first_clear_date": clear["date"].min() if len(clear) else pd.NaT,
-            "last_clear_date": clear["date"].max() if len(clear) else pd.NaT,
-            "peak_ndvi": np.nan,
-            "peak_date": pd.NaT,
-            "season_integral": np.nan,
-            "max_gap_days": np.nan,
-        }
+        s_all = s_all.sort_values("date")
+        seen = s_all[s_all["date"] <= cutoff]
+        clear_all = seen[(seen["valid_fraction"] >= policy.min_valid_fraction) & seen["mean"].notna()]
+        days_all = ((clear_all["date"] - _EPOCH).dt.days).to_numpy()
+        outlier = drop_outliers(days_all, clear_all["mean"].to_numpy(float), rules.outlier_drop)
+        clean_all = clear_all[~outlier]
+        obs_frames.append(pd.DataFrame({"plot_id": pid, "date": clear_all["date"].to_numpy(), "is_outlier": outlier}))
+
+        in_window = (s_all["date"] >= start) & (s_all["date"] <= min(cutoff, stop))
+        s = s_all[in_window]
+        clear = clear_all[(clear_all["date"] >= start) & (clear_all["date"] <= min(cutoff, stop))]
+        clean = clean_all[(clean_all["date"] >= start) & (clean_all["date"] <= min(cutoff, stop))]
+        n_pix = int(s_all["n_pixels"].iloc[0]) if len(s_all) else 0
+        row: dict = {"plot_id": pid, "n_pixels": n_pix, "n_dates": int(len(s)), "n_clear_obs": int(len(clear)),
+                     "n_outliers": int(len(clear) - len(clean)),
+                     "first_clear_date": clear["date"].min() if len(clear) else pd.NaT,
+                     "last_clear_date": clear["date"].max() if len(clear) else pd.NaT,
+                     "peak_ndvi": np.nan, "peak_date": pd.NaT, "season_integral": np.nan, "max_gap_days": np.nan}
         flags: list[str] = []
         details: dict[str, str] = {}
         if n_pix == 0:
@@ -79,29 +85,102 @@ def growth_metrics(
         elif n_pix < MIN_PLOT_PIXELS:
             flags.append("PLOT_TOO_SMALL")
             details["PLOT_TOO_SMALL"] = f"{n_pix} pixels < {MIN_PLOT_PIXELS}"
-        if len(clear) < policy.min_clear_observations:
+        if len(clean) < policy.min_clear_observations:
             flags.append("NOT_ENOUGH_CLEAR_OBSERVATIONS")
             details["NOT_ENOUGH_CLEAR_OBSERVATIONS"] = (
-                f"{len(clear)} clear dates (valid fraction >= {policy.min_valid_fraction}) "
-                f"< {policy.min_clear_observations} required"
-            )
-        if len(clear):
-            k = int(np.argmax(clear["mean"].to_numpy()))
-            row["peak_ndvi"] = float(clear["mean"].iloc[k])
-            row["peak_date"] = clear["date"].iloc[k]
-            days = (clear["date"] - clear["date"].iloc[0]).dt.days.to_numpy(dtype=float)
-            row["season_integral"] = float(np.trapezoid(clear["mean"].to_numpy(), days)) if len(clear) > 1 else 0.0
-            row["max_gap_days"] = float(np.diff(days).max()) if len(clear) > 1 else np.nan
-            if len(clear) >= policy.min_clear_observations:
+                f"{len(clean)} clear dates (valid fraction >= {policy.min_valid_fraction}, "
+                f"{len(clear) - len(clean)} residual-cloud drops removed) < {policy.min_clear_observations} required")
+        if len(clean):
+            vals = clean["mean"].to_numpy(float)
+            days = (clean["date"] - clean["date"].iloc[0]).dt.days.to_numpy(dtype=float)
+            k = int(np.argmax(vals))
+            row["peak_ndvi"], row["peak_date"] = float(vals[k]), clean["date"].iloc[k]
+            row["season_integral"] = float(np.trapezoid(vals, days)) if len(clean) > 1 else 0.0
+            row["max_gap_days"] = float(np.diff(days).max()) if len(clean) > 1 else np.nan
+            if len(clean) >= policy.min_clear_observations:
                 if row["peak_ndvi"] < crop.min_peak_ndvi:
                     flags.append("NO_CROP_SIGNAL")
                     details["NO_CROP_SIGNAL"] = f"peak NDVI {row['peak_ndvi']:.2f} < {crop.min_peak_ndvi}"
                 elif row["peak_date"].month not in crop.peak_months:
                     flags.append("PEAK_OUTSIDE_CROP_CALENDAR")
                     details["PEAK_OUTSIDE_CROP_CALENDAR"] = (
-                        f"peak in month {row['peak_date'].month}, {crop_of[pid]} peaks in {list(crop.peak_months)}"
-                    )
+                        f"peak in month {row['peak_date'].month}, {crop_of[pid]} peaks in {list(crop.peak_months)}")
+        harvest = stop - pd.Timedelta(days=HARVEST_MARGIN_DAYS)
+        gap = _critical_gap(clean["date"], crop, start, min(cutoff, harvest), rules.gap_lead_days)
+        row["critical_gap_days"] = gap
+        if np.isfinite(gap) and gap > rules.max_gap_days:
+            flags.append("GAP_TOO_LONG")
+            details["GAP_TOO_LONG"] = f"{gap:.0f} days without a clear date while the crop grows > {rules.max_gap_days}"
+
+        # Smoothed daily curve over the window and its phenology.
+        first, last = int((start - _EPOCH).days), int((min(cutoff, stop) - _EPOCH).days)
+        cdays = ((clean["date"] - _EPOCH).dt.days).to_numpy()
+        curve = (whittaker_daily(cdays, clean["mean"].to_numpy(float), rules.smoothing_lambda, first, last)
+                 if len(clean) >= 3 and last > first else np.full(max(last - first + 1, 0), np.nan))
+        ph = season_phenology(curve, first, rules.phenology_threshold, rules.min_amplitude)
+        for key, col in (("sos_day", "sos_date"), ("peak_day", "mid_season_date"), ("eos_day", "eos_date")):
+            row[col] = _EPOCH + pd.Timedelta(days=round(float(ph[key]))) if np.isfinite(ph[key]) else pd.NaT
+        row |= {"smooth_peak_ndvi": ph["peak_value"], "amplitude": ph["amplitude"], "greenup_rate": ph["greenup_rate"],
+                "senescence_rate": ph["senescence_rate"], "season_length_days": ph["season_length_days"],
+                "season_integral_smooth": ph["season_integral_smooth"]}
+        if len(curve) and np.isfinite(curve).all():
+            on_obs = np.interp(days_all, np.arange(first, last + 1), curve, left=np.nan, right=np.nan)
+            obs_frames[-1]["ndvi_smooth"] = on_obs
+            step = np.arange(0, len(curve), CURVE_STEP_DAYS)
+            curve_frames.append(pd.DataFrame({"plot_id": pid, "date": _EPOCH + pd.to_timedelta(first + step, unit="D"),
+                                              "ndvi_smooth": curve[step]}))
+
+        # Crop check on the whole season: the declared crop's window may hide the crop really there.
+        cc = check_crop(pd.DatetimeIndex(clean_all["date"]), clean_all["mean"].to_numpy(float), crop_of[pid], crops,
+                        season_end, rules.crop_check_margin, rules.crop_check_min_obs)
+        row |= {k: cc[k] for k in ("best_crop", "best_crop_score", "declared_crop_score", "crop_mismatch_confidence")}
+        if cc["crop_mismatch"] and "NO_CROP_SIGNAL" not in flags:
+            flags.append("CROP_MISMATCH")
+            details["CROP_MISMATCH"] = (f"profile matches {cc['best_crop']} (r={cc['best_crop_score']:.2f}) better than "
+                                        f"declared {crop_of[pid]} (r={cc['declared_crop_score']:.2f}); "
+                                        f"confidence {cc['crop_mismatch_confidence']:.2f}")
         row["growth_flags"] = flags
         row["growth_flag_details"] = details
         rows.append(row)
-    return pd.DataFrame(rows)
+
+    metrics = pd.DataFrame(rows)
+    metrics = _anomalies(metrics, plots, history, policy)
+    observations = pd.concat(obs_frames, ignore_index=True) if obs_frames else pd.DataFrame(
+        columns=["plot_id", "date", "is_outlier", "ndvi_smooth"])
+    if "ndvi_smooth" not in observations.columns:
+        observations["ndvi_smooth"] = np.nan
+    curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame(columns=["plot_id", "date", "ndvi_smooth"])
+    return GrowthResult(metrics, observations, curves)
+
+
+def _critical_gap(dates: pd.Series, crop, start: pd.Timestamp, end: pd.Timestamp, lead_days: int) -> float:
+    """Longest stretch without a clear date from ``lead_days`` before the crop's first peak month to
+    the window's end (the edges count: no clear date at all in that stretch is one long gap). Winter
+    dormancy before it is not a gap worth flagging."""
+    first_peak = crop.peak_months[0]
+    year = end.year if first_peak <= end.month else end.year - 1
+    open_ = max(pd.Timestamp(year, first_peak, 1) - pd.Timedelta(days=lead_days), start)
+    if end <= open_:
+        return np.nan  # the run is earlier than the critical window: nothing to ask for yet
+    inside = dates[(dates >= open_) & (dates <= end)]
+    edges = pd.DatetimeIndex([open_, *inside, end])
+    return float(np.diff(edges.values).astype("timedelta64[D]").astype(int).max())
+
+
+def _anomalies(metrics: pd.DataFrame, plots: pd.DataFrame, history: pd.DataFrame | None, policy: Policy) -> pd.DataFrame:
+    """Cohort and own-history z-scores of peak NDVI; GROWTH_ANOMALY_LOW below the policy's z."""
+    rules = policy.growth
+    usable = metrics.copy()
+    excluded = [any(f in EXCLUDING_GROWTH_FLAGS for f in fl) for fl in usable["growth_flags"]]
+    usable.loc[excluded, "peak_ndvi"] = np.nan  # a plot we cannot measure is not part of its cohort
+    out = metrics.merge(cohort_anomaly(usable, plots, "peak_ndvi", rules.anomaly_min_cohort), on="plot_id", how="left")
+    out = out.merge(own_history_anomaly(usable, history, "peak_ndvi", rules.history_min_seasons), on="plot_id", how="left")
+    for i, r in out.iterrows():
+        low = [(name, z) for name, z in (("cohort", r["cohort_z"]), ("own history", r["history_z"]))
+               if np.isfinite(z) and z < rules.anomaly_z_low]
+        if low:
+            out.at[i, "growth_flags"] = [*r["growth_flags"], "GROWTH_ANOMALY_LOW"]
+            out.at[i, "growth_flag_details"] = {**r["growth_flag_details"], "GROWTH_ANOMALY_LOW": "; ".join(
+                f"peak NDVI z = {z:.2f} against its {name} (n = {r['cohort_n'] if name == 'cohort' else r['history_n']})"
+                f" < {rules.anomaly_z_low}" for name, z in low)}
+    return out

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.spatial import cKDTree
 
 from agrisat.config import WEATHER_FEATURES, CropParams, CropTable, WeatherRules
-from agrisat.growth import HARVEST_MARGIN_DAYS, growing_window
+from agrisat.cropcalendar import HARVEST_MARGIN_DAYS, growing_window
 
 EARTH_RADIUS_KM = 6371.0
 FEATURES = WEATHER_FEATURES

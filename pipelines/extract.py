@@ -45,6 +45,9 @@ class Extraction:
     new_dates: list[str] = field(default_factory=list)  # dates read from imagery in this run
 
 
+GROWTH_COLUMNS = ("ndvi_smooth", "is_outlier")  # added to plot_timeseries by the growth stage
+
+
 @dataclass(frozen=True)
 class PreviousRun:
     """What an incremental run may reuse: the earlier run's series, scene hashes and plot hashes."""
@@ -58,7 +61,8 @@ def load_previous_run(run_dir: Path) -> PreviousRun:
     manifest = json.loads((run_dir / "manifest.json").read_text())
     plots = pd.read_parquet(run_dir / "plots.parquet", columns=["plot_id", "geometry_sha256"])
     return PreviousRun(
-        series=pd.read_parquet(run_dir / "plot_timeseries.parquet"),
+        # Only the extracted statistics: smoothing columns belong to the growth stage and are recomputed.
+        series=pd.read_parquet(run_dir / "plot_timeseries.parquet").drop(columns=list(GROWTH_COLUMNS), errors="ignore"),
         scene_sha256={(s["date"], s["band"]): s["sha256"] for s in manifest["imagery"]},
         plot_sha256=dict(zip(plots["plot_id"], plots["geometry_sha256"])),
     )

@@ -81,7 +81,13 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
 
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
-        metrics = growth.growth_metrics(series, plots, crops, policy, as_of, cfg.season.end)
+        history = tables.read_growth_history(cfg.inputs.growth_history) if cfg.inputs.growth_history else None
+        grown = growth.growth_analysis(series, plots, crops, policy, as_of, cfg.season.end, history)
+        metrics = grown.metrics
+        # Raw statistics stay as extracted; the cleaned, smoothed value sits beside them.
+        series = series.merge(grown.observations, on=["plot_id", "date"], how="left")
+        series["is_outlier"] = series["is_outlier"].astype("boolean").fillna(False).astype(bool)
+        extras: dict[str, pd.DataFrame] = {"plot_smoothed": grown.curves}
 
     # 5. Land transfer and weather: who may farm each plot this season, and what the season's
     #    weather did to its crop. Bad rows stop the run or are quarantined (inputs.on_bad_row).
@@ -95,7 +101,6 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
             rejects["contracts"] = contracts.attrs["rejects"]
         windows = _crop_windows(plots, crops, cfg.season.end)
         leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end, windows)
-        extras: dict[str, pd.DataFrame] = {}
         regional: dict[str, dict[str, float]] = {}
         source = _read_weather(cfg)
         if source is not None:

@@ -36,7 +36,8 @@ def demo_run(tmp_path_factory) -> Path:
 
 def test_run_folder_has_every_output(demo_run):
     names = sorted(p.name for p in demo_run.iterdir())
-    assert names == ["limits.parquet", "manifest.json", "plot_timeseries.parquet", "plot_weather.parquet", "plots.parquet"]
+    assert names == ["limits.parquet", "manifest.json", "plot_smoothed.parquet", "plot_timeseries.parquet",
+                     "plot_weather.parquet", "plots.parquet"]
     wx = pd.read_parquet(demo_run / "plot_weather.parquet")
     assert len(wx) == 13 * 12 and wx["precip_mm"].between(20, 200).all()  # 12 AgERA5 months per plot
     assert not list(demo_run.parent.glob(".tmp-*"))
@@ -104,6 +105,27 @@ def test_mis_declared_plot_is_flagged(demo_run):
     assert "PEAK_OUTSIDE_CROP_CALENDAR" in plots.loc["P003", "flags"]
     flagged = {p for p, f in plots["flags"].items() if "PEAK_OUTSIDE_CROP_CALENDAR" in f}
     assert flagged == {"P003"}
+    # The crop check names what is really there, with a confidence, and flags nobody else.
+    assert {p for p, f in plots["flags"].items() if "CROP_MISMATCH" in f} == {"P003"}
+    assert plots.loc["P003", "best_crop"] == "spring_barley"
+    assert plots.loc["P003", "crop_mismatch_confidence"] > 0.3
+    assert "spring_barley" in json.loads(plots.loc["P003", "flag_details"])["CROP_MISMATCH"]
+
+
+def test_phenology_separates_winter_and_summer_crops(demo_run):
+    plots = gpd.read_parquet(demo_run / "plots.parquet").set_index("plot_id")
+    ok = plots[plots["sos_date"].notna()]
+    winter = ok[ok["declared_crop"].isin(["winter_wheat", "winter_barley"])]
+    summer = ok[ok["declared_crop"].isin(["maize", "potato"])]
+    assert len(winter) >= 2 and len(summer) >= 4
+    # Winter cereals green up in February-March and peak by May; summer crops start in May-June.
+    assert winter["sos_date"].dt.month.isin([1, 2, 3]).all() and summer["sos_date"].dt.month.isin([4, 5, 6]).all()
+    assert winter["mid_season_date"].max() < summer["mid_season_date"].min()
+    assert (ok["eos_date"] > ok["mid_season_date"]).all() and (ok["mid_season_date"] > ok["sos_date"]).all()
+    ts = pd.read_parquet(demo_run / "plot_timeseries.parquet")
+    assert {"ndvi_smooth", "is_outlier"} <= set(ts.columns) and not ts["is_outlier"].any()
+    curves = pd.read_parquet(demo_run / "plot_smoothed.parquet")
+    assert set(ok.index) <= set(curves["plot_id"])
 
 
 def test_dec_jan_nodata_dates_are_not_clear(demo_run):

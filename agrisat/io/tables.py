@@ -169,3 +169,16 @@ def read_previous_limits(path: str | Path) -> pd.DataFrame:
     if len(dup):
         raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: farmer {dup.iloc[0]!r} listed twice")
     return df
+
+
+def read_growth_history(path: str | Path) -> pd.DataFrame:
+    """Earlier seasons' peak NDVI per plot (``plot_id, season, peak_ndvi``), e.g. the rows of earlier
+    runs' ``plots.parquet``; used for each plot's z-score against its own past."""
+    path = Path(path)
+    df = _read_table(path, ("plot_id", "season", "peak_ndvi"), "growth history")
+    df["peak_ndvi"] = pd.to_numeric(df["peak_ndvi"], errors="coerce")
+    dup = df.duplicated(["plot_id", "season"])
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise InputDataError(f"{path}: row {_row(i)}: plot {df['plot_id'].iloc[i]!r} season {df['season'].iloc[i]!r} listed twice")
+    return df
