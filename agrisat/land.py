@@ -28,9 +28,10 @@ def check_leases(
     ``lease_code`` is ``OWNED``, ``LEASE_OK`` or one of EXCLUDING_LEASE_CODES, checked in this order:
     no contract (MISSING); none active in the season (EXPIRED); two active contracts that overlap in
     time (OVERLAP: the right to farm is contested); the active one names another lessee
-    (LESSEE_MISMATCH); it does not cover the crop's sowing .. harvest given in ``crop_windows``
-    (``plot_id, crop_start, crop_end``; PARTIAL_SEASON). Rent due is the annual rent pro rata to the
-    days the contract overlaps the season (only for usable leases).
+    (LESSEE_MISMATCH); the lessee's contracts (a back-to-back renewal counts) do not cover the crop's
+    sowing .. harvest given in ``crop_windows`` (``plot_id, crop_start, crop_end``; PARTIAL_SEASON).
+    Rent due is each contract's annual rent pro rata to the days it overlaps the season (only for
+    usable leases).
     """
     tenure = plots["tenure"].astype("string") if "tenure" in plots.columns else pd.Series("owned", index=plots.index)
     known = set(plots["plot_id"])
@@ -80,14 +81,34 @@ def _lease_status(mine: pd.DataFrame, pid: str, farmer_id: str, s0: pd.Timestamp
         c = covering.iloc[0]
         return {"contract_id": c["contract_id"], "lease_code": "LEASE_LESSEE_MISMATCH",
                 "lease_detail": f"contract {c['contract_id']} leases plot {pid} to {c['lessee_id']}, not {farmer_id}"}
-    c = own.iloc[0]
-    if window is not None and (c["start_date"] > window[0] or c["end_date"] < window[1]):
-        return {"contract_id": c["contract_id"], "lease_code": "LEASE_PARTIAL_SEASON",
-                "lease_detail": f"contract {c['contract_id']} on plot {pid} runs {c['start_date']:%Y-%m-%d}.."
-                                f"{c['end_date']:%Y-%m-%d}, not the crop's {window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"}
-    overlap = (min(c["end_date"], s1) - max(c["start_date"], s0)).days + 1
-    rent = float(c["annual_rent"]) * overlap / 365.0
-    return {"contract_id": c["contract_id"], "lease_code": "LEASE_OK", "rent_due": float(np.round(rent, 2))}
+    # A renewal is a second contract to the same lessee: together they may cover the crop, and
+    # each one's rent falls due for its own days of the season. (They cannot overlap: OVERLAP above.)
+    own = own.sort_values(["start_date", "contract_id"])
+    ids = "+".join(own["contract_id"].astype(str))
+    if window is not None and (gap := _first_uncovered(own, *window)) is not None:
+        runs = ", ".join(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}" for s, e in zip(own["start_date"], own["end_date"]))
+        what = f"contract {ids} on plot {pid} runs" if len(own) == 1 else \
+            f"contracts {', '.join(own['contract_id'].astype(str))} on plot {pid} run"
+        return {"contract_id": ids, "lease_code": "LEASE_PARTIAL_SEASON",
+                "lease_detail": f"{what} {runs}, not the crop's {window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"
+                                f" (first day not covered {gap:%Y-%m-%d})"}
+    rent = 0.0
+    for start, end, annual in zip(own["start_date"], own["end_date"], own["annual_rent"]):
+        days = (min(end, s1) - max(start, s0)).days + 1
+        rent += float(annual) * max(days, 0) / 365.0
+    return {"contract_id": ids, "lease_code": "LEASE_OK", "rent_due": float(np.round(rent, 2))}
+
+
+def _first_uncovered(own: pd.DataFrame, w0: pd.Timestamp, w1: pd.Timestamp) -> pd.Timestamp | None:
+    """First day of ``w0`` .. ``w1`` that no contract of ``own`` (sorted by start) covers, or None."""
+    day = w0
+    for start, end in zip(own["start_date"], own["end_date"]):
+        if start > day:
+            break
+        day = max(day, end + pd.Timedelta(days=1))
+        if day > w1:
+            return None
+    return day if day <= w1 else None
 
 
 def _first_overlap(active: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:

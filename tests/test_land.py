@@ -71,8 +71,27 @@ def test_successive_contracts_do_not_overlap_and_terminated_ones_do_not_count():
         ("C3", "P2", "L1", "F1", "2021-01-01", "2028-09-30", 730.0, "EUR", "active"),   # renewal, back to back
         ("C4", "P2", "L2", "F2", "2020-10-01", "2025-09-30", 900.0, "EUR", "terminated"),
     ])
-    out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
-    assert out.loc["P2", "lease_code"] == "LEASE_OK" and out.loc["P2", "contract_id"] == "C2"
+    windows = pd.DataFrame({"plot_id": ["P2"], "crop_start": pd.to_datetime(["2020-10-15"]),
+                            "crop_end": pd.to_datetime(["2021-08-01"])})
+    out = check_leases(_plots(), contracts, S0, S1, windows).set_index("plot_id")
+    # Together the two contracts cover the crop; each one's rent is due for its own days of the season.
+    assert out.loc["P2", "lease_code"] == "LEASE_OK" and out.loc["P2", "contract_id"] == "C2+C3"
+    days_c2 = (pd.Timestamp("2020-12-31") - pd.Timestamp(S0)).days + 1  # 61
+    days_c3 = (pd.Timestamp(S1) - pd.Timestamp("2021-01-01")).days + 1  # 304
+    assert out.loc["P2", "rent_due"] == pytest.approx(730.0 * (days_c2 + days_c3) / 365)
+
+
+def test_a_renewal_with_a_hole_does_not_cover_the_crop():
+    contracts = _contracts([
+        ("C2", "P2", "L1", "F1", "2016-10-01", "2020-12-31", 730.0, "EUR", "active"),
+        ("C3", "P2", "L1", "F1", "2021-02-01", "2028-09-30", 730.0, "EUR", "active"),   # January not leased
+    ])
+    windows = pd.DataFrame({"plot_id": ["P2"], "crop_start": pd.to_datetime(["2020-10-15"]),
+                            "crop_end": pd.to_datetime(["2021-08-01"])})
+    out = check_leases(_plots(), contracts, S0, S1, windows).set_index("plot_id")
+    assert out.loc["P2", "lease_code"] == "LEASE_PARTIAL_SEASON" and out.loc["P2", "contract_id"] == "C2+C3"
+    assert "first day not covered 2021-01-01" in out.loc["P2", "lease_detail"]
+    assert out.loc["P2", "rent_due"] == 0
 
 
 def test_lease_must_cover_the_crop_season_when_windows_are_given():
