@@ -87,10 +87,12 @@ def season_features(
         key = (str(point), crop_of[pid])
         if key not in cache:
             crop = crops.get(crop_of[pid], plot_id=str(pid))
-            start, end = crop_window(crop, season_end, as_of)
-            start = max(start, pd.Timestamp(season_start))
+            sowing, end = crop_window(crop, season_end, as_of)
+            start = max(sowing, pd.Timestamp(season_start))
             series = by_point.get(point, obs.iloc[:0])
-            agg = (_monthly_aggregates if monthly else _daily_aggregates)(series, start, end, crop, rules)
+            # Frost counts from the crop's own emergence, not from where the run's season clips it.
+            agg = (_monthly_aggregates if monthly else _daily_aggregates)(series, start, end, crop, rules,
+                                                                          frost_start(crop, sowing))
             cache[key] = {"weather_window_start": start, "weather_window_end": end,
                           "weather_resolution": "monthly" if monthly else "daily", **agg}
         row = {"plot_id": pid, "weather_point_id": point, "weather_distance_km": dist, **cache[key]}
@@ -103,7 +105,7 @@ def season_features(
 
 
 def _daily_aggregates(series: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, crop: CropParams,
-                      rules: WeatherRules) -> dict:
+                      rules: WeatherRules, frost_from: pd.Timestamp) -> dict:
     days = pd.date_range(start, end, freq="D")
     s = series.set_index("date").reindex(days)
     n = len(days)
@@ -124,8 +126,8 @@ def _daily_aggregates(series: pd.DataFrame, start: pd.Timestamp, end: pd.Timesta
         return out | dict.fromkeys(FEATURES, np.nan)
     r = rain.to_numpy(float)
     dry = (r < rules.dry_day_mm) & ~np.isnan(r)  # a missing day breaks a dry spell: unknown, not dry
-    frost_from = frost_start(crop, start)
     et0 = s.get("et0_mm")
+    rained = ~np.isnan(r)  # the water balance pairs days: a missing rain day is not a day of pure ET0 loss
     out |= {
         "gdd": float(np.nansum(np.maximum(tmean.to_numpy(float) - crop.base_temp_c, 0.0))),
         "rain_total_mm": float(np.nansum(r)),
@@ -135,13 +137,14 @@ def _daily_aggregates(series: pd.DataFrame, start: pd.Timestamp, end: pd.Timesta
                                        if tmin is not None else np.nan),
         "heavy_rain_days": int((r >= rules.heavy_rain_mm).sum()),
         "max_3day_rain_mm": float(np.nanmax(rain.rolling(3, min_periods=3).sum().to_numpy(float), initial=0.0)),
-        "rain_minus_et0_mm": (float(np.nansum(r) - et0.sum()) if et0 is not None and et0.notna().all() else np.nan),
+        "rain_minus_et0_mm": (float(np.sum(r[rained] - et0.to_numpy(float)[rained]))
+                              if et0 is not None and et0[rained].notna().all() else np.nan),
     }
     return out
 
 
 def _monthly_aggregates(series: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, crop: CropParams,
-                        rules: WeatherRules) -> dict:
+                        rules: WeatherRules, frost_from: pd.Timestamp) -> dict:
     """Monthly cells give rain totals and an approximate GDD (days x monthly mean excess, which
     undercounts warm spells in cool months); daily-only aggregates stay NaN, and rules on them are
     not evaluated."""

@@ -228,3 +228,35 @@ def test_zarr_store_reads_like_the_netcdf(tmp_path):
     assert len(points) == 100
     got = obs.set_index(["point_id", "date"])["precip_mm"]
     np.testing.assert_array_equal(got.to_numpy(), ref.set_index(["point_id", "date"]).loc[got.index, "precip_mm"].to_numpy())
+
+
+def test_a_missing_rain_day_is_not_a_day_of_pure_et0_loss(stations):
+    _, obs = stations
+    holed = obs.copy()
+    miss = (holed["point_id"] == "brussels") & holed["date"].isin(pd.to_datetime(["1985-06-03", "1985-07-14", "1985-08-21"]))
+    holed.loc[miss, "precip_mm"] = np.nan
+    got = _one_plot("maize", "brussels", holed, dt.date(1985, 10, 31))
+    start, end = got["weather_window_start"], got["weather_window_end"]
+    w = _raw("brussels").loc[start:end].drop(pd.to_datetime(["1985-06-03", "1985-07-14", "1985-08-21"]))
+    assert got["weather_days_missing"] == 3 and "WEATHER_DATA_GAP" not in got["weather_flags"]  # 3 of ~160: tolerated
+    assert got["rain_total_mm"] == pytest.approx(w["rain"].sum(), abs=1e-6)  # the rain observed, counted beside it
+    assert got["rain_minus_et0_mm"] == pytest.approx((w["rain"] - w["et0"]).sum(), abs=1e-6)
+    # A missing ET0 value on an observed day leaves no balance at all, not a zero.
+    no_et0 = obs.copy()
+    no_et0.loc[(no_et0["point_id"] == "brussels") & (no_et0["date"] == "1985-07-01"), "et0_mm"] = np.nan
+    assert np.isnan(_one_plot("maize", "brussels", no_et0, dt.date(1985, 10, 31))["rain_minus_et0_mm"])
+
+
+def test_frost_counts_from_emergence_even_when_the_run_season_starts_later(stations):
+    _, obs = stations
+    cold = obs.copy()
+    # Maize sown 04-25 emerges 05-05; a -5 C night on 05-07, inside a run season that opens 05-01.
+    cold.loc[(cold["point_id"] == "brussels") & (cold["date"] == "1985-05-07"), "tmin_c"] = -5.0
+    plots = pd.DataFrame({"plot_id": ["p"], "declared_crop": ["maize"]})
+    match = pd.DataFrame({"plot_id": ["p"], "weather_point_id": ["brussels"], "weather_distance_km": [2.0]})
+    end = dt.date(1985, 10, 31)
+    got = weather.season_features(match, plots, cold, CROPS, RULES, dt.date(1985, 5, 1), end, end).iloc[0]
+    assert got["weather_window_start"] == pd.Timestamp("1985-05-01")
+    w = _raw("brussels").loc["1985-05-05":got["weather_window_end"], "tmin"].copy()
+    w.loc["1985-05-07"] = -5.0
+    assert got["frost_days_after_emergence"] == int((w <= RULES.frost_tmin_c).sum()) >= 1
