@@ -46,8 +46,12 @@ class SeasonSection(_Frozen):
 
 class InputsSection(_Frozen):
     plots: Path
-    imagery_index: Path
-    imagery_area: str
+    # Local imagery (imagery.source: local): an index CSV, or a folder scanned for GeoTIFFs laid out
+    # as imagery_layout says. Remote sources (sentinelhub, stac) need neither.
+    imagery_index: Path | None = None
+    imagery_folder: Path | None = None
+    imagery_layout: Literal["agrisat", "landsat"] = "agrisat"
+    imagery_area: str = "fetched"
     contracts: Path | None = None
     weather: Path | None = None  # monthly cells: cell_id, lon, lat, month, precip_mm, tmean_c
     weather_stations: Path | None = None  # station_id, lon, lat [, name, path]: daily station series
@@ -84,16 +88,63 @@ class WeatherSection(_Frozen):
     grid_time_dim: str = "time"
 
 
+class SentinelHubSection(_Frozen):
+    """Sentinel Hub or the Copernicus Data Space Ecosystem. Credentials: AGRISAT_SH_CLIENT_ID and
+    AGRISAT_SH_CLIENT_SECRET in the environment, never here."""
+
+    deployment: Literal["sentinelhub", "cdse"] = "sentinelhub"
+    base_url: str | None = None  # default: the deployment's
+    token_url: str | None = None
+    max_cloud_cover: float = Field(100.0, ge=0, le=100)  # catalog cloud cover above this: scene skipped
+    max_attempts: int = Field(4, ge=1)
+    backoff_s: float = Field(5.0, ge=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class StacSection(_Frozen):
+    url: str = ""  # catalog.json of a static catalog, or a STAC API root
+    collection: str = ""
+    max_cloud_cover: float = Field(100.0, ge=0, le=100)
+
+
 class ImagerySection(_Frozen):
+    source: Literal["local", "sentinelhub", "stac"] = "local"
+    # Band names and quality semantics of a product (agrisat/sources/local.py PROFILES); explicit
+    # red/nir/quality/exclude_* below win over the profile's.
+    profile: Literal["sentinel2_l2a", "landsat_c2_l2"] = "sentinel2_l2a"
     red: str = "B04"
     nir: str = "B08"
     quality: str | None = None  # e.g. "SCL"; None when composites carry only nodata
     # Sentinel-2 SCL classes treated as not clear: 0 no data, 1 saturated/defective,
     # 3 cloud shadow, 8/9 cloud medium/high probability, 10 thin cirrus, 11 snow.
     exclude_classes: tuple[int, ...] = (0, 1, 3, 8, 9, 10, 11)
+    exclude_bits: tuple[int, ...] | None = None  # bit-packed quality band (Landsat QA_PIXEL)
+    # Target grid when tiles lie on several grids (UTM zones) or for remote sources: default the
+    # first tile's CRS (local) or the plots' UTM zone (remote), and the finest pixel (or 10 m).
+    grid_crs: str | None = None
+    resolution: float | None = Field(None, gt=0)
+    sentinelhub: SentinelHubSection = SentinelHubSection()
+    stac: StacSection = StacSection()
     chunk_px: int = Field(1024, ge=16)
     plot_group_px: int = Field(512, ge=32)  # plots are batched by this block of the grid
     partition_px: int = Field(4096, ge=16)  # resumable unit of work: plots by region and grid block
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("profile", "sentinel2_l2a") == "sentinel2_l2a":
+            return data
+        from agrisat.sources.local import PROFILES  # noqa: PLC0415 (profiles live with the reader)
+
+        prof = PROFILES[data["profile"]]
+        keys = ("red", "nir", "quality", "exclude_classes", "exclude_bits")
+        return {**{k: prof[k] for k in keys}, **data}
+
+    @model_validator(mode="after")
+    def _remote_settings(self) -> "ImagerySection":
+        if self.source == "stac" and not (self.stac.url and self.stac.collection):
+            raise ValueError("source stac needs imagery.stac.url and imagery.stac.collection")
+        return self
 
 
 class DaskSection(_Frozen):
@@ -112,6 +163,12 @@ class RunConfig(_Frozen):
     weather: WeatherSection = WeatherSection()
     dask: DaskSection = DaskSection()
     source_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _local_imagery_named(self) -> "RunConfig":
+        if self.imagery.source == "local" and (self.inputs.imagery_index is None) == (self.inputs.imagery_folder is None):
+            raise ValueError("local imagery: give exactly one of inputs.imagery_index and inputs.imagery_folder")
+        return self
 
 
 class CropParams(_Frozen):
@@ -296,7 +353,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         raise ConfigError(f"{path}: missing section {e.args[0]!r}") from None
     env_out = os.environ.get("AGRISAT_OUTPUT_DIR")
     run["output_dir"] = Path(env_out).resolve() if env_out else _resolve(base, run.get("output_dir"))
-    for key in ("plots", "imagery_index", "contracts", "weather", "weather_stations", "weather_daily",
+    for key in ("plots", "imagery_index", "imagery_folder", "contracts", "weather", "weather_stations", "weather_daily",
                 "weather_grid", "debt", "previous_limits", "growth_history"):
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from agrisat.errors import MissingBandError
+from agrisat.scenes import qa_bits_clear
 
 
 def ndvi(cube: xr.DataArray, red: str = "B04", nir: str = "B08") -> xr.DataArray:
@@ -23,10 +24,11 @@ def ndvi(cube: xr.DataArray, red: str = "B04", nir: str = "B08") -> xr.DataArray
 
 
 def masked_ndvi(cube: xr.DataArray, red: str, nir: str, quality: str | None,
-                exclude_classes: Sequence[int]) -> xr.DataArray:
+                exclude_classes: Sequence[int], exclude_bits: Sequence[int] | None = None) -> xr.DataArray:
     """``ndvi(mask_clouds(cube, ...))`` in one numpy pass per chunk: the same float32 operations in
     the same order (so the same bits), without the chain of xarray intermediates, each a task layer
-    and a full pass over the pixels. Dims (time, y, x)."""
+    and a full pass over the pixels. Dims (time, y, x). With ``exclude_bits`` the quality band is
+    bit-packed (Landsat QA_PIXEL): a pixel is clear when none of those bits is set."""
     bands = [str(b) for b in cube["band"].values]
     for name in (red, nir) + ((quality,) if quality else ()):
         if name not in bands:
@@ -39,7 +41,7 @@ def masked_ndvi(cube: xr.DataArray, red: str, nir: str, quality: str | None,
         r, n = block[:, ir], block[:, inir]
         if iq is not None:
             q = block[:, iq]
-            clear = ~np.isnan(q) & ~np.isin(q, classes)
+            clear = qa_bits_clear(q, exclude_bits) if exclude_bits is not None else ~np.isnan(q) & ~np.isin(q, classes)
             r, n = np.where(clear, r, np.float32(np.nan)), np.where(clear, n, np.float32(np.nan))
         total = n + r
         with np.errstate(invalid="ignore", divide="ignore"):

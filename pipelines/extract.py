@@ -28,6 +28,8 @@ from agrisat.config import RunConfig
 from agrisat.errors import RunStoreError
 from agrisat.io import tiles
 from agrisat.io.runstore import sha256_file
+from agrisat.sources import SceneReport, fetch, local, snap_bbox
+from agrisat.sources.local import LocalTiles
 
 log = logging.getLogger("agrisat.extract")
 
@@ -39,6 +41,8 @@ class Extraction:
     scheduler: str
     partitions: list[str]
     scene_sha256: dict[tuple[str, str], str] = field(default_factory=dict)  # (date, band) -> hash
+    file_sha256: dict[str, str] = field(default_factory=dict)  # path -> hash
+    scene_report: SceneReport = field(default_factory=SceneReport)  # dates used and skipped, with reasons
     computed: list[str] = field(default_factory=list)  # partitions computed in this invocation
     resumed: list[str] = field(default_factory=list)  # partitions taken from an earlier attempt
     reused_dates: list[str] = field(default_factory=list)  # dates taken from the previous run
@@ -63,7 +67,7 @@ def load_previous_run(run_dir: Path) -> PreviousRun:
     return PreviousRun(
         # Only the extracted statistics: smoothing columns belong to the growth stage and are recomputed.
         series=pd.read_parquet(run_dir / "plot_timeseries.parquet").drop(columns=list(GROWTH_COLUMNS), errors="ignore"),
-        scene_sha256={(s["date"], s["band"]): s["sha256"] for s in manifest["imagery"]},
+        scene_sha256={(s["date"], s["band"]): s.get("scene_sha256", s["sha256"]) for s in manifest["imagery"]},
         plot_sha256=dict(zip(plots["plot_id"], plots["geometry_sha256"])),
     )
 
@@ -90,12 +94,70 @@ def work_dir(cfg: RunConfig, run_id: str) -> Path:
     return cfg.run.output_dir / ".work" / run_id
 
 
-def fingerprint(cfg: RunConfig) -> str:
-    """Hash of the config and every input file the extraction reads."""
+def fingerprint(cfg: RunConfig, scene_sha256: dict[tuple[str, str], str]) -> str:
+    """Hash of the config, the plots and every imagery file the extraction reads."""
     h = hashlib.sha256(json.dumps(cfg.model_dump(mode="json"), sort_keys=True).encode())
-    for p in (cfg.inputs.plots, cfg.inputs.imagery_index):
-        h.update(sha256_file(p).encode())
+    h.update(sha256_file(cfg.inputs.plots).encode())
+    for key in sorted(scene_sha256):
+        h.update(scene_sha256[key].encode())
     return h.hexdigest()
+
+
+def open_imagery(cfg: RunConfig, plots: gpd.GeoDataFrame, bands: list[str]) -> tuple[LocalTiles, pd.DataFrame, SceneReport, tiles.Grid]:
+    """The season's scenes as local files on one grid: an index, a folder scan, or what a remote
+    source (Sentinel Hub, STAC) fetched into ``<output_dir>/.imagery/`` (agrisat/sources/fetch.py)."""
+    start, end = pd.Timestamp(cfg.season.start), pd.Timestamp(min(cfg.season.end, cfg.run.as_of))
+    im, area = cfg.imagery, cfg.inputs.imagery_area
+    if im.source == "local":
+        if cfg.inputs.imagery_index is not None:
+            index = tiles.read_index(cfg.inputs.imagery_index)
+        else:
+            assert cfg.inputs.imagery_folder is not None
+            index = local.scan_folder(cfg.inputs.imagery_folder, cfg.inputs.imagery_layout, im.profile)
+    else:
+        crs = im.grid_crs or plots.estimate_utm_crs().to_string()
+        res = im.resolution or 10.0
+        bbox = snap_bbox(tuple(plots.to_crs(crs).total_bounds), res)
+        bbox = (bbox[0] - res, bbox[1] - res, bbox[2] + res, bbox[3] + res)  # one pixel of margin
+        source, settings = _remote_source(cfg, res)
+        key = fetch.request_key(settings, bbox, crs, start, end, bands)
+        index_path, fetched = fetch.fetch_to_folder(source, key, cfg.run.output_dir / ".imagery", bbox, crs, start, end,
+                                                    bands, area=area)
+        index = tiles.read_index(index_path)
+    src = local.LocalTiles(index, area, grid_crs=im.grid_crs, resolution=im.resolution)
+    chosen, report = src.scenes(bands, start, end)
+    if im.source != "local":
+        report = SceneReport(used=fetched.used, skipped=fetched.skipped + report.skipped)
+    return src, chosen, report, src.grid(chosen)
+
+
+def _remote_source(cfg: RunConfig, resolution: float):
+    im = cfg.imagery
+    if im.source == "sentinelhub":
+        from agrisat.sources.sentinelhub import SentinelHubSource
+
+        sh = im.sentinelhub
+        src = SentinelHubSource(cfg.run.output_dir / ".imagery" / "sentinelhub-cache", base_url=sh.base_url,
+                                token_url=sh.token_url, deployment=sh.deployment, resolution=resolution,
+                                max_cloud_cover=sh.max_cloud_cover, max_attempts=sh.max_attempts,
+                                backoff_s=sh.backoff_s, timeout_s=sh.timeout_s)
+        return src, {"source": "sentinelhub", "base_url": src.config.sh_base_url, "max_cloud_cover": sh.max_cloud_cover}
+    from agrisat.sources.stac import StacSource
+
+    st = im.stac
+    return (StacSource(st.url, st.collection, resolution=resolution, max_cloud_cover=st.max_cloud_cover),
+            {"source": "stac", "url": st.url, "collection": st.collection, "max_cloud_cover": st.max_cloud_cover})
+
+
+def scene_hashes(chosen: pd.DataFrame) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """SHA-256 per file, and per (date, band): the file's, or a digest of its tiles' in path order."""
+    files = {p: sha256_file(p) for p in sorted(chosen["abspath"].unique())}
+    scenes = {}
+    for (date, band), grp in chosen.groupby([chosen["date"].dt.strftime("%Y-%m-%d"), "band"]):
+        paths = sorted(grp["abspath"])
+        scenes[(date, band)] = files[paths[0]] if len(paths) == 1 else hashlib.sha256(
+            "".join(files[p] for p in paths).encode()).hexdigest()
+    return files, scenes
 
 
 def partition_keys(plots_grid: gpd.GeoDataFrame, grid: tiles.Grid, partition_px: int) -> pd.Series:
@@ -112,20 +174,18 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
                    previous: PreviousRun | None = None) -> Extraction:
     """Per plot x date NDVI statistics; with ``previous``, unchanged plots reuse unchanged dates."""
     bands = [cfg.imagery.red, cfg.imagery.nir] + ([cfg.imagery.quality] if cfg.imagery.quality else [])
-    index = tiles.read_index(cfg.inputs.imagery_index)
-    end = min(cfg.season.end, cfg.run.as_of)
-    chosen = tiles.select_scenes(index, cfg.inputs.imagery_area, bands, pd.Timestamp(cfg.season.start), pd.Timestamp(end))
-    grid = tiles.common_grid(chosen)
+    source, chosen, report, grid = open_imagery(cfg, plots, bands)
     plots_grid = plotmod.to_grid_crs(plots, grid.crs)
     keys = partition_keys(plots_grid, grid, cfg.imagery.partition_px)
 
-    hashes = {(r.date.strftime("%Y-%m-%d"), r.band): sha256_file(r.abspath) for r in chosen.itertuples()}
+    file_hashes, hashes = scene_hashes(chosen)
     reusable = _reusable_dates(chosen, hashes, previous)
     geom_sha = geometry_sha256(plots)
 
     wdir = work_dir(cfg, run_id)
-    _claim(wdir, fingerprint(cfg))
-    result = Extraction(pd.DataFrame(), chosen, "", sorted(keys.unique()), scene_sha256=hashes)
+    _claim(wdir, fingerprint(cfg, hashes))
+    result = Extraction(pd.DataFrame(), chosen, "", sorted(keys.unique()), scene_sha256=hashes,
+                        file_sha256=file_hashes, scene_report=report)
     all_dates = sorted({d for d, _ in hashes})
     result.reused_dates = sorted(reusable)
     result.new_dates = [d for d in all_dates if d not in reusable]
@@ -145,7 +205,7 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
             dates = result.new_dates if unchanged else all_dates
             todo = chosen[chosen["date"].dt.strftime("%Y-%m-%d").isin(dates)]
             with _progress(sched):
-                series = _compute(cfg, grid, todo, members) if len(todo) else None
+                series = _compute(cfg, source, grid, todo, members) if len(todo) else None
             if unchanged:
                 assert previous is not None
                 old = previous.series[previous.series["plot_id"].isin(members["plot_id"])
@@ -164,10 +224,12 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
     return result
 
 
-def _compute(cfg: RunConfig, grid: tiles.Grid, scenes_todo: pd.DataFrame, members: gpd.GeoDataFrame) -> pd.DataFrame:
+def _compute(cfg: RunConfig, source: LocalTiles, grid: tiles.Grid, scenes_todo: pd.DataFrame,
+             members: gpd.GeoDataFrame) -> pd.DataFrame:
     window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
-    cube = tiles.open_cube(scenes_todo, grid, window, chunk_px=cfg.imagery.chunk_px)
-    ndvi = indices.masked_ndvi(cube, cfg.imagery.red, cfg.imagery.nir, cfg.imagery.quality, cfg.imagery.exclude_classes)
+    cube = source.open_cube(scenes_todo, grid, window, chunk_px=cfg.imagery.chunk_px)
+    im = cfg.imagery
+    ndvi = indices.masked_ndvi(cube, im.red, im.nir, im.quality, im.exclude_classes, exclude_bits=im.exclude_bits)
     return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
 
 

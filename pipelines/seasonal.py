@@ -78,6 +78,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         plots["geometry_sha256"] = extract.geometry_sha256(plots)
         extraction = extract.extract_series(cfg, plots, run_id, scheduler, previous_run)
         series = extraction.series
+        warnings += [f"scene {s['date']} skipped: {s['reason']}" for s in extraction.scene_report.skipped]
 
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
@@ -230,7 +231,8 @@ def _inputs_digest(cfg: RunConfig, extraction: extract.Extraction) -> str:
 
 
 def _input_files(cfg: RunConfig) -> dict[str, Path]:
-    files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path)}
+    # Imagery files are hashed one by one (manifest "imagery"); a folder has no hash of its own.
+    files = {k: v for k, v in cfg.inputs.model_dump().items() if isinstance(v, Path) and k != "imagery_folder"}
     files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
     if cfg.yield_model:
         files["yield_model"] = cfg.yield_model
@@ -246,7 +248,8 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
               crops_version: str, policy_version: str, model_version: str) -> dict[str, Any]:
     inputs = {k: {"path": str(p), "sha256": runstore.sha256_file(p)} for k, p in _input_files(cfg).items()}
     scenes_used = extraction.scenes
-    imagery = [{"date": d, "band": r.band, "path": r.path, "sha256": extraction.scene_sha256[(d, r.band)]}
+    imagery = [{"date": d, "band": r.band, "path": r.path, "sha256": extraction.file_sha256[r.abspath],
+                "scene_sha256": extraction.scene_sha256[(d, r.band)]}
                for r in scenes_used.itertuples() for d in [r.date.strftime("%Y-%m-%d")]]
     return {
         "run_id": run_id,
@@ -260,11 +263,14 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
         "partitions": {"all": extraction.partitions, "computed": extraction.computed, "resumed": extraction.resumed},
         "dates": {"read": extraction.new_dates, "reused": extraction.reused_dates},
         "inputs": inputs,
+        "imagery_source": cfg.imagery.source,
         "imagery": imagery,
+        "scenes_skipped": extraction.scene_report.skipped,
         "counts": {
             "plots": int(len(plots)),
             "farmers": int(limits["farmer_id"].nunique()),
             "scenes": int(scenes_used["date"].nunique()),
+            "scenes_skipped": len(extraction.scene_report.skipped),
             "plot_dates": int(len(series)),
             "limits_by_status": {k: int(v) for k, v in limits["status"].value_counts().sort_index().items()},
         },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,3 +136,15 @@ def test_large_areas_are_split_below_the_request_limit():
     t = _tiles(5200, 2400)
     assert len(t) == 3 and all(c1 - c0 <= 2500 and r1 - r0 <= 2500 for r0, r1, c0, c1 in t)
     assert sum((r1 - r0) * (c1 - c0) for r0, r1, c0, c1 in t) == 5200 * 2400
+
+
+def test_a_split_request_mosaics_back_to_the_same_cube(server, tmp_path, monkeypatch):
+    import agrisat.sources.sentinelhub as sh
+
+    chosen, grid = _local_grid()
+    local = tiles.open_cube(chosen, grid, tiles.window_for_bounds(grid, grid.bounds, pad=0))
+    monkeypatch.setattr(sh, "MAX_PX", 40)  # 64 x 66 px -> 2 x 2 requests per scene
+    cube, _ = _source(server, tmp_path).cube(grid.bounds, grid.crs, START, END, ["B04", "B08", "SCL"])
+    assert server.counts["process"] == 12 * 4
+    assert cube.attrs["transform"] == local.attrs["transform"]
+    np.testing.assert_array_equal(cube.values, local.values)
