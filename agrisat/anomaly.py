@@ -32,16 +32,22 @@ def cohort_anomaly(metrics: pd.DataFrame, plots: pd.DataFrame, column: str, min_
 
 def own_history_anomaly(metrics: pd.DataFrame, history: pd.DataFrame | None, column: str, min_seasons: int) -> pd.DataFrame:
     """Per plot: ``history_n`` earlier seasons of ``column`` (``history`` has ``plot_id`` and that
-    column, one row per earlier season) and ``history_z`` of this season against them."""
-    out = pd.DataFrame({"plot_id": metrics["plot_id"], "history_n": 0, "history_z": np.nan})
+    column, one row per earlier season), and this season's ``history_z`` and ``history_percentile``
+    (0-100, share of earlier seasons below it, ties counted half) against them."""
+    out = pd.DataFrame({"plot_id": metrics["plot_id"], "history_n": 0, "history_z": np.nan, "history_percentile": np.nan})
     if history is None or history.empty:
         return out
-    h = history[np.isfinite(history[column].astype(float))].groupby("plot_id")[column].agg(["count", "mean", "std"])
+    h = history[np.isfinite(history[column].astype(float))]
+    past = {pid: g[column].to_numpy(float) for pid, g in h.groupby("plot_id")}
     now = metrics.set_index("plot_id")[column].astype(float)
     for i, pid in enumerate(out["plot_id"]):
-        if pid in h.index:
-            n, mu, sd = h.loc[pid]
-            out.loc[i, "history_n"] = int(n)
-            if n >= min_seasons and sd > 0 and np.isfinite(now[pid]):
-                out.loc[i, "history_z"] = (now[pid] - mu) / sd
+        v = past.get(pid)
+        if v is None:
+            continue
+        out.loc[i, "history_n"] = len(v)
+        if len(v) >= min_seasons and np.isfinite(now[pid]):
+            sd = v.std(ddof=1)
+            if sd > 0:
+                out.loc[i, "history_z"] = (now[pid] - v.mean()) / sd
+            out.loc[i, "history_percentile"] = 100.0 * ((v < now[pid]).sum() + 0.5 * (v == now[pid]).sum()) / len(v)
     return out

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from agrisat import growth, scenes
 from agrisat.anomaly import cohort_anomaly, own_history_anomaly
@@ -64,7 +65,27 @@ def test_own_history_z_score():
     got = own_history_anomaly(metrics, history, "peak_ndvi", min_seasons=3).set_index("plot_id")
     hist = np.array([0.80, 0.82, 0.84, 0.82])
     assert got.loc["a", "history_z"] == pytest.approx((0.5 - hist.mean()) / hist.std(ddof=1))
+    assert got.loc["a", "history_percentile"] == 0.0  # below every earlier season
     assert got.loc["b", "history_n"] == 2 and np.isnan(got.loc["b", "history_z"])  # too short a past
+    assert np.isnan(got.loc["b", "history_percentile"])
+
+
+def test_percentiles_match_scipy():
+    rng = np.random.default_rng(4)
+    n = 12
+    metrics = pd.DataFrame({"plot_id": [f"p{i}" for i in range(n)], "peak_ndvi": np.round(rng.uniform(0.5, 0.9, n), 2)})
+    plots = pd.DataFrame({"plot_id": metrics["plot_id"], "declared_crop": "maize", "region": "a"})
+    got = cohort_anomaly(metrics, plots, "peak_ndvi", min_cohort=5).set_index("plot_id")
+    v = metrics["peak_ndvi"].to_numpy()
+    for pid, x in zip(metrics["plot_id"], v):
+        assert got.loc[pid, "cohort_percentile"] == pytest.approx(stats.percentileofscore(v, x, kind="mean"))
+        assert got.loc[pid, "cohort_z"] == pytest.approx((x - v.mean()) / v.std(ddof=1))
+    past = pd.DataFrame({"plot_id": np.repeat(metrics["plot_id"], 5), "peak_ndvi": np.round(rng.uniform(0.5, 0.9, 5 * n), 2)})
+    hist = own_history_anomaly(metrics, past, "peak_ndvi", min_seasons=3).set_index("plot_id")
+    for pid, x in zip(metrics["plot_id"], v):
+        mine = past.loc[past["plot_id"] == pid, "peak_ndvi"].to_numpy()
+        assert hist.loc[pid, "history_percentile"] == pytest.approx(stats.percentileofscore(mine, x, kind="mean"))
+        assert hist.loc[pid, "history_z"] == pytest.approx((x - mine.mean()) / mine.std(ddof=1))
 
 
 def _series(pid, dates, means, frac=1.0):
@@ -109,3 +130,55 @@ def test_landsat_qa_pixel_bits():
     qa = np.array([21824, 21952, 22280, 23888, 1, 54596], dtype=np.uint16)
     assert scenes.qa_bits_clear(qa).tolist() == [True, True, False, False, False, False]
     assert scenes.qa_bits_clear(np.array([np.nan, 21824.0])).tolist() == [False, True]
+
+
+def _dlog(t, base=0.2, amp=0.6, up=0.0, down=0.0, s_up=8.0, s_down=10.0):
+    return base + amp * (1 / (1 + np.exp(-(t - up) / s_up)) - 1 / (1 + np.exp(-(t - down) / s_down)))
+
+
+@pytest.mark.parametrize("clouds, gap", [(False, False), (True, False), (False, True), (True, True)])
+def test_a_season_across_the_new_year_through_growth_analysis(clouds, gap):
+    """A southern-hemisphere summer crop: sown in November, peak in January, harvest in April. True
+    start, middle and end are solved on the continuous curve (scipy brentq), not by our code."""
+    from scipy.optimize import brentq
+
+    from agrisat.config import CropParams, CropTable
+
+    south = CropParams(group="summer", peak_months=(1, 2), sowing="11-15", harvest="04-15", emergence_days=10,
+                       base_temp_c=10, reference_yield_t_ha=3.0, reference_peak_ndvi=0.85, min_peak_ndvi=0.4,
+                       relative_sd=0.2, price_per_t=400, max_limit_per_ha=800)
+    crops = CropTable(version="t", currency="EUR", crops={**CROPS.crops, "soy_south": south})
+    end = dt.date(2022, 5, 31)
+    epoch = pd.Timestamp("2021-11-15")  # the window opens at sowing; days below count from it
+    shape = {"up": 30.0, "down": 115.0}  # green-up mid-December, senescence early March
+    dates = pd.date_range("2021-11-17", "2022-05-14", freq="10D")
+    t = (dates - epoch).days.to_numpy(float)
+    rng = np.random.default_rng(1)
+    vals = _dlog(t, **shape) + rng.normal(0, 0.01, len(t))
+    frac = np.ones(len(t))
+    if clouds:
+        vals[[4, 11]] -= 0.4  # residual cloud the mask missed
+        frac[[7, 14]] = 0.1  # cloudy dates the mask caught
+    if gap:
+        frac[8:11] = 0.0  # a cloudy month around the start of senescence
+    series = _series("s", dates, vals, frac)
+    plots = pd.DataFrame({"plot_id": ["s"], "declared_crop": ["soy_south"], "region": ["r"]})
+    m = growth.growth_analysis(series, plots, crops, POLICY, end, end).metrics.iloc[0]
+
+    window = np.arange(0, (pd.Timestamp("2022-05-15") - epoch).days + 1, dtype=float)
+    c = _dlog(window, **shape)
+    k = int(np.argmax(c))
+    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
+    def rise(q):
+        return brentq(lambda x: _dlog(x, **shape) - (lo_l + q * (peak - lo_l)), 0, k)
+    def fall(q):
+        return brentq(lambda x: _dlog(x, **shape) - (lo_r + q * (peak - lo_r)), k, window[-1])
+    want = {"sos_date": rise(0.2), "mid_season_date": (rise(0.8) + fall(0.8)) / 2, "eos_date": fall(0.2)}
+    seen = t[frac >= POLICY.min_valid_fraction]
+    for col, day in want.items():
+        interval = max(10.0, seen[seen >= day].min() - seen[seen <= day].max())
+        assert abs((m[col] - epoch).days - day) <= interval, (col, m[col], epoch + pd.Timedelta(days=day))
+    assert m["sos_date"].year == 2021 and m["eos_date"].year == 2022 and m["mid_season_date"].month in (1, 2)
+    assert m["n_outliers"] == (2 if clouds else 0)
+    assert "PEAK_OUTSIDE_CROP_CALENDAR" not in m["growth_flags"] and "CROP_MISMATCH" not in m["growth_flags"]
+    assert m["season_length_days"] == pytest.approx(want["eos_date"] - want["sos_date"], abs=20)

@@ -79,3 +79,21 @@ def test_a_season_across_the_new_year_is_measured_in_absolute_days():
     curve = double_logistic(t, base=0.2, amp=0.6, up=160.0, down=270.0)
     ph = season_phenology(curve, 280)  # day 280 of the sowing year
     assert 280 + 130 < ph["sos_day"] < 280 + 160 < ph["peak_day"] < ph["eos_day"] < 280 + 300
+
+
+@pytest.mark.parametrize("shape", [{}, {"up": 60.0, "down": 200.0, "s_up": 6.0}, {"amp": 0.45, "down": 300.0, "s_down": 20.0}])
+def test_the_reference_dates_are_the_curves_own_crossings(shape):
+    """``truth`` is not circular: on the noise-free curve our start, middle and end equal the
+    crossings of the 20% and 80% levels solved on the continuous double logistic."""
+    from scipy.optimize import brentq
+
+    t = np.arange(0, 400)
+    c = double_logistic(t, **shape)
+    k = int(np.argmax(c))
+    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
+    def cross(q, lo, a, b):
+        return brentq(lambda x: double_logistic(x, **shape) - (lo + q * (peak - lo)), a, b)
+    want = truth(**shape)
+    assert want["sos_day"] == pytest.approx(cross(0.2, lo_l, 0, k), abs=0.05)
+    assert want["eos_day"] == pytest.approx(cross(0.2, lo_r, k, 399), abs=0.05)
+    assert want["peak_day"] == pytest.approx((cross(0.8, lo_l, 0, k) + cross(0.8, lo_r, k, 399)) / 2, abs=0.05)
