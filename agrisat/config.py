@@ -142,6 +142,16 @@ class ImagerySection(_Frozen):
 
     @model_validator(mode="after")
     def _remote_settings(self) -> "ImagerySection":
+        if self.grid_crs is not None:
+            from pyproj import CRS
+            from pyproj.exceptions import CRSError
+
+            try:
+                crs = CRS.from_user_input(self.grid_crs)
+            except CRSError as e:
+                raise ValueError(f"grid_crs {self.grid_crs!r} is not a CRS: {e}") from None
+            if not crs.is_projected:
+                raise ValueError(f"grid_crs {self.grid_crs} is not projected; pixels and plot areas need metres (a UTM zone)")
         if self.source == "stac" and not (self.stac.url and self.stac.collection):
             raise ValueError("source stac needs imagery.stac.url and imagery.stac.collection")
         return self

@@ -100,3 +100,5 @@ def test_config_names_what_is_missing(tmp_path):
         load_run_config(_config(tmp_path, "none", {}))
     with pytest.raises(ConfigError, match="source stac needs imagery.stac.url"):
         load_run_config(_config(tmp_path, "stac", {"source": "stac"}))
+    with pytest.raises(ConfigError, match="grid_crs EPSG:4326 is not projected"):
+        load_run_config(_config(tmp_path, "geo", {"grid_crs": "EPSG:4326"}, {"imagery_folder": str(SAMPLE)}))
