@@ -23,7 +23,8 @@ def check_leases(
     plots: pd.DataFrame, contracts: pd.DataFrame | None, season_start: dt.date, season_end: dt.date,
     crop_windows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per plot: ``plot_id, tenure, contract_id, lease_code, lease_detail, rent_due``.
+    """Per plot: ``plot_id, contract_id, lease_code, lease_detail, rent_due`` (tenure stays the
+    registry's column: repeating it here gave plots.parquet ``tenure_x`` and ``tenure_y``).
 
     ``lease_code`` is ``OWNED``, ``LEASE_OK`` or one of EXCLUDING_LEASE_CODES, checked in this order:
     no contract (MISSING); none active in the season (EXPIRED); two active contracts that overlap in
@@ -48,7 +49,7 @@ def check_leases(
     by_plot = {p: g for p, g in contracts.groupby("plot_id", sort=False)} if contracts is not None else {}
     out = []
     for pid, fid, ten in zip(plots["plot_id"], plots["farmer_id"], tenure):
-        row = {"plot_id": pid, "tenure": ten, "contract_id": None, "lease_code": "OWNED", "lease_detail": "",
+        row = {"plot_id": pid, "contract_id": None, "lease_code": "OWNED", "lease_detail": "",
                "rent_due": 0.0}
         if ten != "owned":
             mine = by_plot.get(pid, pd.DataFrame(columns=list(contracts.columns) if contracts is not None else []))
