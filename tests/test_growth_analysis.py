@@ -182,3 +182,21 @@ def test_a_season_across_the_new_year_through_growth_analysis(clouds, gap):
     assert m["n_outliers"] == (2 if clouds else 0)
     assert "PEAK_OUTSIDE_CROP_CALENDAR" not in m["growth_flags"] and "CROP_MISMATCH" not in m["growth_flags"]
     assert m["season_length_days"] == pytest.approx(want["eos_date"] - want["sos_date"], abs=20)
+
+
+def test_sufficiency_flags_carry_their_numbers():
+    dates = pd.date_range("2021-03-01", "2021-07-20", freq="10D")
+    vals = np.interp(np.arange(len(dates)), [0, 6, 10, 14], [0.3, 0.85, 0.85, 0.3])
+    bare = np.full(len(dates), 0.2) + 0.01 * (np.arange(len(dates)) % 3)
+    series = pd.concat([_series("ok", dates, vals), _series("tiny", dates, vals).assign(n_pixels=2),
+                        _series("none", dates, np.nan, 0.0).assign(n_pixels=0), _series("bare", dates, bare)])
+    plots = pd.DataFrame({"plot_id": ["ok", "tiny", "none", "bare"], "declared_crop": "winter_wheat", "region": "r"})
+    g = growth.growth_analysis(series, plots, CROPS, POLICY, END, END).metrics.set_index("plot_id")
+    assert g.loc["ok", "growth_flags"] == []
+    assert g.loc["tiny", "growth_flag_details"]["PLOT_TOO_SMALL"] == f"2 pixels < {growth.MIN_PLOT_PIXELS}"
+    assert "NO_IMAGERY_COVERAGE" in g.loc["none", "growth_flags"]
+    assert g.loc["none", "growth_flag_details"]["NOT_ENOUGH_CLEAR_OBSERVATIONS"].startswith("0 clear dates")
+    assert g.loc["bare", "growth_flag_details"]["NO_CROP_SIGNAL"] == (
+        f"peak NDVI {bare.max():.2f} < {CROPS.get('winter_wheat').min_peak_ndvi}")
+    assert "CROP_MISMATCH" not in g.loc["bare", "growth_flags"]  # no crop is not the wrong crop
+    assert all(f in growth.EXCLUDING_GROWTH_FLAGS for f in ("PLOT_TOO_SMALL", "NO_IMAGERY_COVERAGE", "NO_CROP_SIGNAL"))

@@ -97,3 +97,23 @@ def test_the_reference_dates_are_the_curves_own_crossings(shape):
     assert want["sos_day"] == pytest.approx(cross(0.2, lo_l, 0, k), abs=0.05)
     assert want["eos_day"] == pytest.approx(cross(0.2, lo_r, k, 399), abs=0.05)
     assert want["peak_day"] == pytest.approx((cross(0.8, lo_l, 0, k) + cross(0.8, lo_r, k, 399)) / 2, abs=0.05)
+
+
+def test_rates_length_and_integral_match_the_continuous_curve():
+    from scipy.integrate import quad
+    from scipy.optimize import brentq
+
+    shape = {"up": 100.0, "down": 250.0}
+    t = np.arange(0, 400)
+    c = double_logistic(t, **shape)
+    k = int(np.argmax(c))
+    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
+    def cross(q, lo, a, b):
+        return brentq(lambda x: double_logistic(x, **shape) - (lo + q * (peak - lo)), a, b)
+    got = season_phenology(c, 0)
+    up20, up80, dn80, dn20 = cross(0.2, lo_l, 0, k), cross(0.8, lo_l, 0, k), cross(0.8, lo_r, k, 399), cross(0.2, lo_r, k, 399)
+    assert got["greenup_rate"] == pytest.approx(0.6 * (peak - lo_l) / (up80 - up20), rel=1e-3)
+    assert got["senescence_rate"] == pytest.approx(-0.6 * (peak - lo_r) / (dn20 - dn80), rel=1e-3)
+    assert got["season_length_days"] == pytest.approx(dn20 - up20, abs=0.05)
+    area, _ = quad(lambda x: double_logistic(x, **shape) - min(lo_l, lo_r), up20, dn20)
+    assert got["season_integral_smooth"] == pytest.approx(area, rel=0.01)  # integer-day trapezoid inside the crossings
