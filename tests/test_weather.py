@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
@@ -260,3 +261,56 @@ def test_frost_counts_from_emergence_even_when_the_run_season_starts_later(stati
     w = _raw("brussels").loc["1985-05-05":got["weather_window_end"], "tmin"].copy()
     w.loc["1985-05-07"] = -5.0
     assert got["frost_days_after_emergence"] == int((w <= RULES.frost_tmin_c).sum()) >= 1
+
+
+def test_daily_table_as_parquet_reads_like_the_csv(tmp_path):
+    (tmp_path / "stations.csv").write_text("station_id,lon,lat\nS1,4.35,50.8\n")
+    body = "station_id,date,tmin_c,tmax_c,precip_mm,et0_mm\nS1,2020-01-01,1,5,,0.4\nS1,2020-01-02,-1,4,3.5,0.3\n"
+    (tmp_path / "daily.csv").write_text(body)
+    pd.read_csv(tmp_path / "daily.csv", dtype=str).to_parquet(tmp_path / "daily.parquet")
+    _, a = wio.read_stations(tmp_path / "stations.csv", tmp_path / "daily.csv")
+    _, b = wio.read_stations(tmp_path / "stations.csv", tmp_path / "daily.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert np.isnan(b["precip_mm"].iloc[0]) and b["tmean_c"].iloc[1] == 1.5
+
+
+def test_an_inserted_dry_june_flags_plots_and_the_region_and_reaches_the_limits(tmp_path, monkeypatch):
+    """The Hesbaye sample run on the real Brussels 2004/05 series (shifted to 2020/21) with June
+    made rainless: the drought rule fires per plot, for the region in the manifest, and as reasons."""
+    import json
+
+    import yaml
+
+    from pipelines.seasonal import run_seasonal
+
+    src = _raw("brussels").loc["2004-09-01":"2005-10-31"]
+    dates = src.index + pd.DateOffset(years=16)
+    daily = pd.DataFrame({"station_id": "uccle", "date": dates.strftime("%Y-%m-%d"), "tmin_c": src["tmin"].to_numpy(),
+                          "tmax_c": src["tmax"].to_numpy(), "precip_mm": src["rain"].to_numpy(), "et0_mm": src["et0"].to_numpy()})
+    daily.loc[daily["date"].between("2021-06-01", "2021-06-30"), "precip_mm"] = 0.0
+    daily.to_csv(tmp_path / "daily.csv", index=False)
+    (tmp_path / "stations.csv").write_text("station_id,name,lon,lat\nuccle,Brussels-Uccle,4.358,50.798\n")
+    config = ROOT / "configs" / "sample_hesbaye.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    for key, value in list(cfg["inputs"].items()):
+        if isinstance(value, str) and value.startswith(".."):
+            cfg["inputs"][key] = str((config.parent / value).resolve())
+    del cfg["inputs"]["weather"]
+    cfg["inputs"] |= {"weather_stations": str(tmp_path / "stations.csv"), "weather_daily": str(tmp_path / "daily.csv")}
+    cfg["crops"], cfg["policy"] = str(config.parent / cfg["crops"]), str(config.parent / cfg["policy"])
+    cfg["run"]["output_dir"] = str(tmp_path / "runs")
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    monkeypatch.delenv("AGRISAT_OUTPUT_DIR", raising=False)
+    res = run_seasonal(tmp_path / "cfg.yaml", run_id="dry")
+    plots = gpd.read_parquet(res.path / "plots.parquet").set_index("plot_id")
+    assert (plots["longest_dry_spell_days"] >= 30).all()
+    assert all("WEATHER_DROUGHT" in f for f in plots["flags"])
+    assert all("longest_dry_spell_days" in json.loads(d)["WEATHER_DROUGHT"] for d in plots["flag_details"])
+    manifest = json.loads((res.path / "manifest.json").read_text())
+    assert manifest["weather_shocks_by_region"]["hesbaye"]["WEATHER_DROUGHT"] == 1.0
+    limits = res.limits.set_index("farmer_id")
+    assert plots["eligible"].sum() >= 8
+    for pid, row in plots.iterrows():
+        if row["eligible"]:  # an excluded plot has no advance to lower
+            codes = {(r["code"], r["plot_id"]) for r in limits.loc[row["farmer_id"], "reasons"]}
+            assert ("FLAG_WEATHER_DROUGHT", pid) in codes, pid
