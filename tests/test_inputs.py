@@ -185,3 +185,11 @@ def test_weather_config_takes_one_source_and_known_metrics(tmp_path):
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(pol))
     with pytest.raises(ConfigError, match=r"weather.shocks.WEATHER_DROUGHT: unknown metric 'soil_moisture'"):
         load_policy(tmp_path / "p.yaml")
+
+
+def test_unknown_lessee_stops_the_run_naming_the_row(tmp_path):
+    path = tmp_path / "contracts.csv"
+    path.write_text(CONTRACT_HEADER + "C1,P1,L1,F1,2020-01-01,2021-01-01,100,EUR,active\n"
+                    "C2,P1,L1,F8,2021-01-02,2022-01-01,100,EUR,active\n")
+    with pytest.raises(InputDataError, match=r"contracts.csv: row 3: contract C2 names unknown lessee 'F8'$"):
+        tables.read_contracts(path, known_plots={"P1"}, known_farmers={"F1"})

@@ -116,3 +116,10 @@ def test_failed_checks_name_contract_and_plot():
     assert out.loc["P3", "lease_detail"] == "contract C3 on plot P3 ended 2020-09-30 (expired); none active in the season"
     assert out.loc["P4", "lease_detail"] == "contract C4 leases plot P4 to F9, not F2"
     assert out.loc["P5", "lease_detail"] == "plot P5 is declared leased but no contract names it"
+
+
+def test_an_active_contract_that_ended_before_the_season_is_expired():
+    contracts = _contracts([("C3", "P3", "L1", "F2", "2017-10-01", "2020-10-31", 400.0, "EUR", "active")])
+    out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
+    assert out.loc["P3", "lease_code"] == "LEASE_EXPIRED" and out.loc["P3", "rent_due"] == 0
+    assert out.loc["P3", "lease_detail"] == "contract C3 on plot P3 ended 2020-10-31; none active in the season"
