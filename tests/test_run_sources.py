@@ -102,3 +102,10 @@ def test_config_names_what_is_missing(tmp_path):
         load_run_config(_config(tmp_path, "stac", {"source": "stac"}))
     with pytest.raises(ConfigError, match="grid_crs EPSG:4326 is not projected"):
         load_run_config(_config(tmp_path, "geo", {"grid_crs": "EPSG:4326"}, {"imagery_folder": str(SAMPLE)}))
+
+
+def test_the_cdse_template_is_a_valid_config():
+    from agrisat.config import load_run_config
+
+    cfg = load_run_config(ROOT / "configs" / "example_cdse.yaml")
+    assert cfg.imagery.source == "sentinelhub" and cfg.imagery.sentinelhub.deployment == "cdse"
