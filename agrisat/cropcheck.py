@@ -18,9 +18,10 @@ from agrisat.config import CropParams, CropTable
 from agrisat.cropcalendar import HARVEST_MARGIN_DAYS, growing_window
 
 
-def crop_template(crop: CropParams, dates: pd.DatetimeIndex, season_end: dt.date) -> np.ndarray:
+def crop_template(crop: CropParams, dates: pd.DatetimeIndex, season_end: dt.date,
+                  season_start: dt.date | None = None) -> np.ndarray:
     """The crop's calendar as a 0..1 curve at ``dates`` (see module docstring)."""
-    sowing, stop = growing_window(crop, season_end)
+    sowing, stop = growing_window(crop, season_end, season_start)
     harvest = stop - pd.Timedelta(days=HARVEST_MARGIN_DAYS)
     emergence = sowing + pd.Timedelta(days=crop.emergence_days)
     first, last = crop.peak_months[0], crop.peak_months[-1]
@@ -32,7 +33,7 @@ def crop_template(crop: CropParams, dates: pd.DatetimeIndex, season_end: dt.date
 
 
 def check_crop(dates: pd.DatetimeIndex, values: np.ndarray, declared: str, crops: CropTable,
-               season_end: dt.date, margin: float, min_obs: int) -> dict:
+               season_end: dt.date, margin: float, min_obs: int, season_start: dt.date | None = None) -> dict:
     """``best_crop``, per-crop correlations, ``crop_mismatch`` and ``crop_mismatch_confidence``
     (half the correlation gap, 0..1). Too few clear dates: no verdict (NaN), never a guess."""
     ok = np.isfinite(values)
@@ -42,7 +43,7 @@ def check_crop(dates: pd.DatetimeIndex, values: np.ndarray, declared: str, crops
         return out
     scores = {}
     for name, crop in sorted(crops.crops.items()):
-        tmpl = crop_template(crop, dates[ok], season_end)
+        tmpl = crop_template(crop, dates[ok], season_end, season_start)
         scores[name] = float(np.corrcoef(tmpl, values[ok])[0, 1]) if tmpl.std() > 0 else np.nan
     finite = {k: v for k, v in scores.items() if np.isfinite(v)}
     if not finite or declared not in finite:

@@ -46,7 +46,7 @@ def growth_metrics(series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, 
 
 def growth_analysis(
     series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date,
-    season_end: dt.date, history: pd.DataFrame | None = None,
+    season_end: dt.date, history: pd.DataFrame | None = None, season_start: dt.date | None = None,
 ) -> GrowthResult:
     """Per plot: clear-observation counts, raw peak, phenology, crop check, anomalies and flags.
 
@@ -58,7 +58,7 @@ def growth_analysis(
     rows, obs_frames, curve_frames = [], [], []
     for pid, s_all in series.groupby("plot_id", sort=False):
         crop = crops.get(crop_of[pid], plot_id=str(pid))
-        start, stop = growing_window(crop, season_end)
+        start, stop = growing_window(crop, season_end, season_start)
         s_all = s_all.sort_values("date")
         seen = s_all[s_all["date"] <= cutoff]
         clear_all = seen[(seen["valid_fraction"] >= policy.min_valid_fraction) & seen["mean"].notna()]
@@ -132,7 +132,7 @@ def growth_analysis(
 
         # Crop check on the whole season: the declared crop's window may hide the crop really there.
         cc = check_crop(pd.DatetimeIndex(clean_all["date"]), clean_all["mean"].to_numpy(float), crop_of[pid], crops,
-                        season_end, rules.crop_check_margin, rules.crop_check_min_obs)
+                        season_end, rules.crop_check_margin, rules.crop_check_min_obs, season_start)
         row |= {k: cc[k] for k in ("best_crop", "best_crop_score", "declared_crop_score", "crop_mismatch_confidence")}
         if cc["crop_mismatch"] and "NO_CROP_SIGNAL" not in flags:
             flags.append("CROP_MISMATCH")

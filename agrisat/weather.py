@@ -52,9 +52,10 @@ def nearest_points(plot_lonlat: pd.DataFrame, points: pd.DataFrame) -> pd.DataFr
                          "weather_distance_km": np.round(dist, 3)})
 
 
-def crop_window(crop: CropParams, season_end: dt.date, as_of: dt.date | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
+def crop_window(crop: CropParams, season_end: dt.date, as_of: dt.date | None = None,
+                season_start: dt.date | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """Sowing .. harvest of the declared crop's season, cut at ``as_of`` when given."""
-    sowing, stop = growing_window(crop, season_end)
+    sowing, stop = growing_window(crop, season_end, season_start)
     harvest = stop - pd.Timedelta(days=HARVEST_MARGIN_DAYS)
     return sowing, harvest if as_of is None else min(harvest, pd.Timestamp(as_of))
 
@@ -87,7 +88,7 @@ def season_features(
         key = (str(point), crop_of[pid])
         if key not in cache:
             crop = crops.get(crop_of[pid], plot_id=str(pid))
-            sowing, end = crop_window(crop, season_end, as_of)
+            sowing, end = crop_window(crop, season_end, as_of, season_start)
             start = max(sowing, pd.Timestamp(season_start))
             series = by_point.get(point, obs.iloc[:0])
             # Frost counts from the crop's own emergence, not from where the run's season clips it.

@@ -83,7 +83,8 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
         history = tables.read_growth_history(cfg.inputs.growth_history) if cfg.inputs.growth_history else None
-        grown = growth.growth_analysis(series, plots, crops, policy, as_of, cfg.season.end, history)
+        grown = growth.growth_analysis(series, plots, crops, policy, as_of, cfg.season.end, history,
+                                       season_start=cfg.season.start)
         metrics = grown.metrics
         # Raw statistics stay as extracted; the cleaned, smoothed value sits beside them.
         series = series.merge(grown.observations, on=["plot_id", "date"], how="left")
@@ -100,7 +101,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
             contracts = tables.read_contracts(cfg.inputs.contracts, known_plots=known_plots,
                                               known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
             rejects["contracts"] = contracts.attrs["rejects"]
-        windows = _crop_windows(plots, crops, cfg.season.end)
+        windows = _crop_windows(plots, crops, cfg.season.start, cfg.season.end)
         leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end, windows)
         regional: dict[str, dict[str, float]] = {}
         source = _read_weather(cfg)
@@ -183,11 +184,11 @@ def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.Dat
     return gpd.GeoDataFrame(out.drop(columns=["growth_flags", "weather_flags"]), geometry="geometry", crs=plots.crs)
 
 
-def _crop_windows(plots: pd.DataFrame, crops: CropTable, season_end: dt.date) -> pd.DataFrame:
+def _crop_windows(plots: pd.DataFrame, crops: CropTable, season_start: dt.date, season_end: dt.date) -> pd.DataFrame:
     """Sowing .. harvest of each plot's declared crop (a lease must cover it)."""
     rows = []
     for pid, crop in zip(plots["plot_id"], plots["declared_crop"].astype(str)):
-        start, end = weather.crop_window(crops.get(crop, plot_id=str(pid)), season_end)
+        start, end = weather.crop_window(crops.get(crop, plot_id=str(pid)), season_end, season_start=season_start)
         rows.append({"plot_id": pid, "crop_start": start, "crop_end": end})
     return pd.DataFrame(rows)
 

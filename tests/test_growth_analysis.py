@@ -200,3 +200,20 @@ def test_sufficiency_flags_carry_their_numbers():
         f"peak NDVI {bare.max():.2f} < {CROPS.get('winter_wheat').min_peak_ndvi}")
     assert "CROP_MISMATCH" not in g.loc["bare", "growth_flags"]  # no crop is not the wrong crop
     assert all(f in growth.EXCLUDING_GROWTH_FLAGS for f in ("PLOT_TOO_SMALL", "NO_IMAGERY_COVERAGE", "NO_CROP_SIGNAL"))
+
+
+def test_a_mid_season_run_watches_the_crop_now_in_the_field():
+    # A run whose season ends in April, before the winter wheat's August harvest, must take the
+    # cycle sown the autumn before, not the one harvested last summer; maize sown in late April
+    # belongs to this year.
+    from agrisat.cropcalendar import growing_window
+
+    ww, mz = CROPS.get("winter_wheat"), CROPS.get("maize")
+    sow, stop = growing_window(ww, dt.date(2023, 4, 30), dt.date(2023, 4, 1))
+    assert sow.year == 2022 and stop.year == 2023 and sow <= pd.Timestamp("2023-04-01") <= stop
+    sow, stop = growing_window(mz, dt.date(2023, 4, 30), dt.date(2023, 4, 1))
+    assert sow.year == 2023
+    # A full season November .. October keeps the harvest inside it, not the crop sown at its end.
+    sow, stop = growing_window(ww, dt.date(2021, 10, 31), dt.date(2020, 11, 1))
+    assert (sow.year, stop.year) == (2020, 2021)
+    assert growing_window(ww, dt.date(2021, 10, 31)) == (sow, stop)

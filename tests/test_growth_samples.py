@@ -73,9 +73,6 @@ def test_two_clear_dates_are_not_enough_for_the_season_and_the_flag_says_so(tmp_
         assert f"< {MIN_CLEAR} required" in json.loads(details)["NOT_ENOUGH_CLEAR_OBSERVATIONS"]
 
 
-@pytest.mark.xfail(strict=True, reason="configs/sample_mol.yaml ends the season on 2023-04-30, before the winter "
-                   "wheat's harvest, so cropcalendar.growing_window picks the 2021/22 crop: the flag fires on "
-                   "0 clear dates in a window without imagery, not on the 2 clear April dates")
 def test_the_shipped_mol_config_flags_on_the_two_clear_dates(mol):
     plots = gpd.read_parquet(mol / "plots.parquet").set_index("plot_id")
     assert (plots["n_clear_obs"] == 2).all()
