@@ -115,6 +115,29 @@ def train_yield_cmd(history: str, out_dir: str, no_validate: bool) -> None:
     click.echo(f"model written to {path}  (set `yield_model: {path}` in a run config)")
 
 
+@main.command("train-crops")
+@click.argument("labelled", required=False, type=click.Path(dir_okay=False, exists=True))
+@click.option("--from-run", "from_run", default=None, type=click.Path(file_okay=False, exists=True),
+              help="Label a run's clear dates with the plots' declared crops instead of reading LABELLED.")
+@click.option("--out", "out_dir", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the classifier artifact (.joblib) and its metadata (.json).")
+@_friendly_errors
+def train_crops_cmd(labelled: str | None, from_run: str | None, out_dir: str) -> None:
+    """Train the crop classifier from LABELLED profiles (plot_id, crop, season_start, date, ndvi)."""
+    import json
+
+    from agrisat.errors import InputDataError
+    from pipelines import train_crops
+
+    if (labelled is None) == (from_run is None):
+        raise InputDataError("give either LABELLED or --from-run RUN_DIR")
+    table = train_crops.from_run(Path(from_run)) if from_run else train_crops.read_labelled(Path(labelled))
+    art = train_crops.train(table)
+    path = train_crops.save(art, Path(out_dir))
+    click.echo(json.dumps({k: art[k] for k in ("version", "crops", "n_profiles", "metrics")}, indent=2))
+    click.echo(f"classifier written to {path}  (set `crop_classifier: {path}` in a run config)")
+
+
 runs_dir_option = click.option("--runs-dir", default=None, type=click.Path(file_okay=False),
                                help="Runs directory (default: $AGRISAT_OUTPUT_DIR or ./runs).")
 

@@ -169,6 +169,7 @@ class RunConfig(_Frozen):
     crops: Path
     policy: Path
     yield_model: Path | None = None  # artifact from `agrisat train-yield`; None: empirical relation only
+    crop_classifier: Path | None = None  # artifact from `agrisat train-crops`; None: calendar templates only
     imagery: ImagerySection = ImagerySection()
     weather: WeatherSection = WeatherSection()
     dask: DaskSection = DaskSection()
@@ -368,7 +369,7 @@ def load_run_config(path: str | Path) -> RunConfig:
         if key in inputs:
             inputs[key] = _resolve(base, inputs[key])
     data = {**data, "run": run, "inputs": inputs, "source_file": path}
-    for key in ("crops", "policy", "yield_model"):
+    for key in ("crops", "policy", "yield_model", "crop_classifier"):
         if data.get(key) is not None:
             data[key] = _resolve(base, data[key])
     return _validate(RunConfig, data, path)  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from agrisat.anomaly import cohort_anomaly, own_history_anomaly
 from agrisat.config import CropTable, Policy
 from agrisat.cropcalendar import HARVEST_MARGIN_DAYS, growing_window  # growing_window re-exported
 from agrisat.cropcheck import check_crop
+from agrisat.cropclassifier import classify
 from agrisat.phenology import season_phenology
 from agrisat.smoothing import drop_outliers, whittaker_daily
 
@@ -47,6 +49,7 @@ def growth_metrics(series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, 
 def growth_analysis(
     series: pd.DataFrame, plots: pd.DataFrame, crops: CropTable, policy: Policy, as_of: dt.date,
     season_end: dt.date, history: pd.DataFrame | None = None, season_start: dt.date | None = None,
+    crop_model: Any = None,
 ) -> GrowthResult:
     """Per plot: clear-observation counts, raw peak, phenology, crop check, anomalies and flags.
 
@@ -131,14 +134,25 @@ def growth_analysis(
                                               "ndvi_smooth": curve[step]}))
 
         # Crop check on the whole season: the declared crop's window may hide the crop really there.
-        cc = check_crop(pd.DatetimeIndex(clean_all["date"]), clean_all["mean"].to_numpy(float), crop_of[pid], crops,
-                        season_end, rules.crop_check_margin, rules.crop_check_min_obs, season_start)
-        row |= {k: cc[k] for k in ("best_crop", "best_crop_score", "declared_crop_score", "crop_mismatch_confidence")}
+        # A trained classifier (labelled profiles) answers when it knows the declared crop; the
+        # calendar templates otherwise.
+        cc_dates, cc_values = pd.DatetimeIndex(clean_all["date"]), clean_all["mean"].to_numpy(float)
+        cc = {"best_crop": None}
+        if crop_model is not None:
+            cc = classify(crop_model, cc_dates, cc_values, crop_of[pid],
+                          season_start or (pd.Timestamp(season_end) - pd.Timedelta(days=364)).date(),
+                          rules.crop_check_margin, rules.crop_check_min_obs)
+        if cc["best_crop"] is None:
+            cc = check_crop(cc_dates, cc_values, crop_of[pid], crops, season_end, rules.crop_check_margin,
+                            rules.crop_check_min_obs, season_start) | {"crop_check_method": "calendar"}
+        row |= {k: cc[k] for k in ("best_crop", "best_crop_score", "declared_crop_score", "crop_mismatch_confidence",
+                                   "crop_check_method")}
         if cc["crop_mismatch"] and "NO_CROP_SIGNAL" not in flags:
             flags.append("CROP_MISMATCH")
-            details["CROP_MISMATCH"] = (f"profile matches {cc['best_crop']} (r={cc['best_crop_score']:.2f}) better than "
-                                        f"declared {crop_of[pid]} (r={cc['declared_crop_score']:.2f}); "
-                                        f"confidence {cc['crop_mismatch_confidence']:.2f}")
+            score = "p" if cc["crop_check_method"] == "classifier" else "r"
+            details["CROP_MISMATCH"] = (f"profile matches {cc['best_crop']} ({score}={cc['best_crop_score']:.2f}) better than "
+                                        f"declared {crop_of[pid]} ({score}={cc['declared_crop_score']:.2f}; "
+                                        f"{cc['crop_check_method']}); confidence {cc['crop_mismatch_confidence']:.2f}")
         row["growth_flags"] = flags
         row["growth_flag_details"] = details
         rows.append(row)

@@ -29,7 +29,7 @@ from agrisat.errors import RunStoreError
 from agrisat.io import plots as plots_io
 from agrisat.io import runstore, tables
 from agrisat.io import weather as weather_io
-from pipelines import extract, train_yield
+from pipelines import extract, train_crops, train_yield
 
 log = logging.getLogger("agrisat.run")
 
@@ -83,8 +83,9 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
         history = tables.read_growth_history(cfg.inputs.growth_history) if cfg.inputs.growth_history else None
+        crop_model = train_crops.load(cfg.crop_classifier) if cfg.crop_classifier else None
         grown = growth.growth_analysis(series, plots, crops, policy, as_of, cfg.season.end, history,
-                                       season_start=cfg.season.start)
+                                       season_start=cfg.season.start, crop_model=crop_model and crop_model["model"])
         metrics = grown.metrics
         # Raw statistics stay as extracted; the cleaned, smoothed value sits beside them.
         series = series.merge(grown.observations, on=["plot_id", "date"], how="left")
@@ -152,6 +153,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, model_version)
     manifest["stage"] = cfg.run.stage
+    manifest["crop_classifier_version"] = crop_model["version"] if crop_model else None
     manifest["weather_shocks_by_region"] = regional
     manifest["rejects"] = {name: int(len(df)) for name, df in sorted(rejects.items())}
     extras |= {f"rejects_{name}": df.astype(str) for name, df in rejects.items() if len(df)}
@@ -237,6 +239,8 @@ def _input_files(cfg: RunConfig) -> dict[str, Path]:
     files |= {"config": cfg.source_file, "crops": cfg.crops, "policy": cfg.policy}
     if cfg.yield_model:
         files["yield_model"] = cfg.yield_model
+    if cfg.crop_classifier:
+        files["crop_classifier"] = cfg.crop_classifier
     return {k: v for k, v in sorted(files.items()) if v}
 
 
