@@ -65,6 +65,27 @@ def run(config: str, run_id: str | None, scheduler: str | None, incremental_from
 
 
 @main.command()
+@click.argument("config", type=click.Path(dir_okay=False, exists=True))
+@_friendly_errors
+def fetch(config: str) -> None:
+    """Fetch (remote sources) or check (local files) the imagery CONFIG's run would read, and list
+    the scenes used and skipped. A later `agrisat run CONFIG` reuses what was fetched."""
+    from agrisat.config import load_run_config
+    from agrisat.io import plots as plots_io
+    from pipelines import extract
+
+    cfg = load_run_config(config)
+    im = cfg.imagery
+    bands = [im.red, im.nir] + ([im.quality] if im.quality else [])
+    _, chosen, report, grid = extract.open_imagery(cfg, plots_io.read_plots(cfg.inputs.plots), bands)
+    for s in report.used:
+        click.echo(f"used     {s['date']}  {s['source']}  {s.get('detail', '')}")
+    for s in report.skipped:
+        click.echo(f"skipped  {s['date']}  {s['reason']}")
+    click.echo(f"\n{chosen['date'].nunique()} date(s) of {', '.join(bands)} on {grid}")
+
+
+@main.command()
 @click.argument("farmer_id")
 @click.option("--run", "run_id", required=True, help="Run id (a folder under the runs directory).")
 @click.option("--runs-dir", default=None, type=click.Path(file_okay=False),

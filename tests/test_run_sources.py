@@ -109,3 +109,25 @@ def test_the_cdse_template_is_a_valid_config():
 
     cfg = load_run_config(ROOT / "configs" / "example_cdse.yaml")
     assert cfg.imagery.source == "sentinelhub" and cfg.imagery.sentinelhub.deployment == "cdse"
+
+
+def test_fetch_ahead_then_run_asks_the_provider_nothing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from sentinelhub import SentinelHubDownloadClient
+
+    from agrisat.cli import main
+
+    for k, v in {"AGRISAT_SH_CLIENT_ID": "test-client", "AGRISAT_SH_CLIENT_SECRET": "test-secret",
+                 "OAUTHLIB_INSECURE_TRANSPORT": "1"}.items():
+        monkeypatch.setenv(k, v)
+    SentinelHubDownloadClient._CACHED_SESSIONS.clear()
+    with SentinelHubStub(SAMPLE, "mol") as sh:
+        cfg = _config(tmp_path, "sh", {"source": "sentinelhub", "sentinelhub": {
+            "base_url": sh.url, "token_url": f"{sh.url}/oauth/token", "backoff_s": 0.05, "max_cloud_cover": 50}})
+        out = CliRunner().invoke(main, ["fetch", str(cfg)])
+        assert out.exit_code == 0, out.output
+        assert "skipped  2023-04-02  cloud cover" in out.output and "used     2023-04-05  sentinelhub" in out.output
+        calls = dict(sh.counts)
+        out = CliRunner().invoke(main, ["run", str(cfg), "--run-id", "after-fetch"])
+        assert out.exit_code == 0, out.output
+        assert dict(sh.counts) == calls
