@@ -270,6 +270,7 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
         "inputs": inputs,
         "imagery_source": cfg.imagery.source,
         "imagery": imagery,
+        "scenes_used": extraction.scene_report.used,  # per date: source and its detail (STAC item id ...)
         "scenes_skipped": extraction.scene_report.skipped,
         "counts": {
             "plots": int(len(plots)),

@@ -84,7 +84,9 @@ def test_stac_run_equals_local(tmp_path, local_run):
         cfg = _config(tmp_path, "stac", {"source": "stac", "stac": {
             "url": f"{srv.url}/catalog/catalog.json", "collection": "sentinel-2-l2a-sample"}})
         res = run_seasonal(cfg, run_id="stac")
-    assert json.loads((res.path / "manifest.json").read_text())["counts"]["scenes_skipped"] == 0
+    manifest = json.loads((res.path / "manifest.json").read_text())
+    assert manifest["counts"]["scenes_skipped"] == 0
+    assert [s["detail"] for s in manifest["scenes_used"]][:2] == ["mol-2023-04-02", "mol-2023-04-05"]
     _same_results(res, local_run)
 
 
