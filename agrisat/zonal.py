@@ -23,6 +23,10 @@ from rasterio.transform import Affine
 
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
 COVERAGE_COLUMNS = ("cov_mean", "cov_weight")
+_FLOAT_STATS = ("valid_fraction", "mean", "std", "median", "p10", "p90")
+# Values per work block of the reduction (dates x plots x padded width): ~1 MB of float32, so every
+# temporary stays in cache and is recycled by the allocator instead of being page-faulted afresh.
+_BLOCK_VALUES = 1 << 18
 
 
 def plot_timeseries(
@@ -42,95 +46,150 @@ def plot_timeseries(
     height, width = ndvi.sizes["y"], ndvi.sizes["x"]
     dates = pd.DatetimeIndex(ndvi["time"].values)
     data = ndvi.transpose("time", "y", "x").data
+    n_t, n = len(dates), len(plots)
 
     inv = ~transform
     b = plots.geometry.bounds.to_numpy()
     # Pixel window of each plot: columns from x, rows from y (north-up: top row is max y).
     c0, r0 = inv @ (b[:, 0], b[:, 3])
     c1, r1 = inv @ (b[:, 2], b[:, 1])
-    col0 = np.clip(np.floor(np.minimum(c0, c1)).astype(int), 0, width)
-    col1 = np.clip(np.ceil(np.maximum(c0, c1)).astype(int), 0, width)
-    row0 = np.clip(np.floor(np.minimum(r0, r1)).astype(int), 0, height)
-    row1 = np.clip(np.ceil(np.maximum(r0, r1)).astype(int), 0, height)
+    with np.errstate(invalid="ignore"):  # empty geometries have NaN bounds: they land in batch 0
+        col0 = np.clip(np.nan_to_num(np.floor(np.minimum(c0, c1))), 0, width).astype(int)
+        col1 = np.clip(np.nan_to_num(np.ceil(np.maximum(c0, c1))), 0, width).astype(int)
+        row0 = np.clip(np.nan_to_num(np.floor(np.minimum(r0, r1))), 0, height).astype(int)
+        row1 = np.clip(np.nan_to_num(np.ceil(np.maximum(r0, r1))), 0, height).astype(int)
     key = ((row0 + row1) // 2 // group_px) * (width // group_px + 1) + (col0 + col1) // 2 // group_px
 
-    tasks = []
-    for k in np.unique(key):
-        members = np.flatnonzero(key == k)
+    wkb_all = shapely.to_wkb(plots.geometry.values)
+    order = np.argsort(key, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0]) if n else np.empty(0, int)
+    batches, tasks = [], []
+    for members in np.split(order, starts[1:]) if n else []:
         # Clipped to the grid; a batch of plots wholly outside still gets a 1-pixel window.
         wr0 = min(int(row0[members].min()), height - 1)
         wc0 = min(int(col0[members].min()), width - 1)
         wr1 = min(max(int(row1[members].max()), wr0 + 1), height)
         wc1 = min(max(int(col1[members].max()), wc0 + 1), width)
         wt = transform @ Affine.translation(wc0, wr0)
-        ids = plots["plot_id"].iloc[members].tolist()
-        wkb = shapely.to_wkb(plots.geometry.values[members])
         block = data[:, wr0:wr1, wc0:wc1]
         if isinstance(block, da.Array):
             # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
             # array itself makes dask optimise a private copy per batch and decode each file again.
             block = block.to_delayed(optimize_graph=False).tolist()
-        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], ids, list(wkb), coverage))
+        # Geometries travel as one object array of WKB (dask does not walk it like a list).
+        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], wkb_all[members], coverage))
+        batches.append(members)
 
     # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that slices
     # it, decoding the same file once per batch instead of once.
-    frames = dask.compute(*tasks, optimize_graph=False)
-    stats = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    per_plot = stats.set_index("plot_id").reindex(plots["plot_id"].tolist())
-    # Broadcast per-date arrays to long format in the plots' order (deterministic whatever the batching).
-    n_t = len(dates)
-    out = pd.DataFrame(
-        {
-            "plot_id": np.repeat(per_plot.index.to_numpy(), n_t),
-            "date": np.tile(dates.to_numpy(), len(per_plot)),
-        }
-    )
-    for col in STAT_COLUMNS + (COVERAGE_COLUMNS if coverage else ()):
-        if col == "n_pixels":
-            out[col] = np.repeat(per_plot[col].to_numpy(), n_t).astype(np.int64)
-        else:
-            out[col] = np.concatenate(per_plot[col].to_list()) if len(per_plot) else []
-    out["count"] = out["count"].astype(np.int64)
+    results = dask.compute(*tasks, optimize_graph=False)
+    cols = {k: np.full((n, n_t), np.nan) for k in _FLOAT_STATS + (COVERAGE_COLUMNS if coverage else ())}
+    cols["count"] = np.zeros((n, n_t), np.int64)
+    n_pixels = np.zeros(n, np.int64)
+    for members, res in zip(batches, results):
+        n_pixels[members] = res["n_pixels"]
+        for k, v in res.items():
+            if k != "n_pixels":
+                cols[k][members] = v
+    # Long format in the plots' order, then date (deterministic whatever the batching).
+    out = pd.DataFrame({"plot_id": np.repeat(plots["plot_id"].to_numpy(), n_t),
+                        "date": np.tile(dates.to_numpy(), n)})
+    out["n_pixels"] = np.repeat(n_pixels, n_t)
+    for col in STAT_COLUMNS[1:] + (COVERAGE_COLUMNS if coverage else ()):
+        out[col] = cols[col].ravel()
     return out
 
 
-def _batch_stats(block: np.ndarray | list, transform: Sequence[float], ids: list[str], wkb: list[bytes],
-                 coverage: bool = False) -> pd.DataFrame:
+def _window(pieces: np.ndarray | list) -> tuple[np.ndarray, int, int]:
+    """The batch window as one (n_t, h * w + 1) float32 array, pixels row-major, whose last column is
+    NaN (the padding sentinel), built with one copy from dask's nested chunk pieces (t, y, x)."""
+    if not isinstance(pieces, list):
+        pieces = [[[pieces]]]
+    n_t = sum(tp[0][0].shape[0] for tp in pieces)
+    h = sum(row[0].shape[1] for row in pieces[0])
+    w = sum(p.shape[2] for p in pieces[0][0])
+    buf = np.empty((n_t, h * w + 1), np.float32)
+    buf[:, -1] = np.nan
+    grid = buf[:, : h * w].reshape(n_t, h, w)
+    t0 = 0
+    for tp in pieces:
+        y0 = 0
+        for row in tp:
+            x0 = 0
+            for p in row:
+                grid[t0:t0 + p.shape[0], y0:y0 + p.shape[1], x0:x0 + p.shape[2]] = p
+                x0 += p.shape[2]
+            y0 += row[0].shape[1]
+        t0 += tp[0][0].shape[0]
+    return buf, h, w
+
+
+def _batch_stats(block: np.ndarray | list, transform: Sequence[float], wkb: np.ndarray,
+                 coverage: bool = False) -> dict[str, np.ndarray]:
     """Rasterize the batch once, then reduce every date with the same pixel index.
 
     Plots that overlap another plot of the batch cannot share one label raster; each of those is
     masked on its own bounding box instead. Both paths list a plot's pixels in row-major order and
     reduce them with the same code, so a plot's numbers do not depend on the path, the batch or the
-    chunking.
+    chunking. Returns arrays of shape (plots,) for ``n_pixels`` and (plots, dates) for the rest.
     """
-    block = np.block(block) if isinstance(block, list) else block  # chunk pieces -> one array
-    n_t, h, w = block.shape
+    buf, h, w = _window(block)
     t = Affine(*transform)
     geoms = shapely.from_wkb(wkb)
+    n = len(geoms)
     overlapping = _overlapping(geoms)
-    flat = block.reshape(n_t, h * w)
 
-    # Pixel index of every plot: (start, length) segments into one `pix` array.
-    segments: list[np.ndarray] = [np.empty(0, np.int64)] * len(geoms)
-    shared = [i for i in range(len(geoms)) if i not in overlapping]
-    if shared:
-        labels = rasterize(((geoms[i], k + 1) for k, i in enumerate(shared)), out_shape=(h, w), transform=t,
+    # Pixel index of every plot: `lengths[i]` pixels from `pool[starts[i]:]`, row-major.
+    lengths = np.zeros(n, np.int64)
+    starts = np.zeros(n, np.int64)
+    shared = np.setdiff1d(np.arange(n), overlapping)
+    pools = []
+    if len(shared):
+        labels = rasterize(_shapes(geoms[shared], np.arange(1, len(shared) + 1)), out_shape=(h, w), transform=t,
                            fill=0, dtype="int32").ravel()
-        order = np.argsort(labels, kind="stable")  # stable: row-major order inside each plot
-        bounds = np.searchsorted(labels[order], np.arange(1, len(shared) + 2))
-        for k, i in enumerate(shared):
-            segments[i] = order[bounds[k]:bounds[k + 1]]
+        pix = np.flatnonzero(labels)
+        lab = labels[pix]
+        pools.append(pix[np.argsort(lab, kind="stable")])  # stable: row-major order inside each plot
+        counts = np.bincount(lab, minlength=len(shared) + 1)[1:]
+        lengths[shared] = counts
+        starts[shared] = np.cumsum(counts) - counts
+    offset = sum(len(p) for p in pools)
     for i in overlapping:
-        segments[i] = _own_pixels(geoms[i], t, h, w)
-    lengths = np.array([len(sg) for sg in segments], dtype=np.int64)
-    stats = _padded_stats(flat, segments, lengths)
-    out = pd.DataFrame({"plot_id": ids, "n_pixels": lengths})
-    for k in STAT_COLUMNS[1:]:
-        out[k] = list(stats[k])  # one array of n_t values per plot
+        own = _own_pixels(geoms[i], t, h, w)
+        lengths[i], starts[i] = len(own), offset
+        pools.append(own)
+        offset += len(own)
+    pool = np.concatenate(pools) if pools else np.empty(0, np.int64)
+    out = _padded_stats(buf, pool, starts, lengths)
+    out["n_pixels"] = lengths
     if coverage:
+        flat = buf[:, : h * w]
         cov = [_coverage_mean(flat, *_coverage_weights(g, t, h, w)) for g in geoms]
-        out["cov_mean"] = [c[0] for c in cov]
-        out["cov_weight"] = [c[1] for c in cov]
+        out["cov_mean"] = np.array([c[0] for c in cov]).reshape(n, buf.shape[0])
+        out["cov_weight"] = np.array([c[1] for c in cov]).reshape(n, buf.shape[0])
+    return out
+
+
+def _shapes(geoms: np.ndarray, values: np.ndarray) -> list[tuple[dict, int]]:
+    """(GeoJSON mapping, value) pairs for rasterio, built from shapely's coordinate arrays in a few
+    vectorised calls: shapely's own ``__geo_interface__`` costs more than the rasterization. Polygon
+    parts of multi-part geometries are burnt one by one with the plot's value (they do not overlap);
+    anything that is not a polygon is handed over as it is."""
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    is_poly = shapely.get_type_id(parts) == 3
+    polys = parts[is_poly]
+    rings, ring_of = shapely.get_rings(polys, return_index=True)
+    xy = shapely.get_coordinates(rings).tolist()
+    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
+    ring_lists: list[list] = [[] for _ in range(len(polys))]
+    start = 0
+    for r, end in zip(ring_of.tolist(), ends):
+        ring_lists[r].append(xy[start:end])
+        start = end
+    vals = values[part_of].tolist()
+    poly_vals = [v for v, p in zip(vals, is_poly.tolist()) if p]
+    out: list[tuple[dict, int]] = [({"type": "Polygon", "coordinates": rl}, v) for rl, v in zip(ring_lists, poly_vals) if rl]
+    out += [(g, v) for g, v, p in zip(parts, vals, is_poly.tolist()) if not p and not g.is_empty]
     return out
 
 
@@ -164,15 +223,13 @@ def _coverage_mean(flat: np.ndarray, pix: np.ndarray, weight: np.ndarray) -> tup
     return mean, wsum
 
 
-def _overlapping(geoms: np.ndarray) -> set[int]:
-    """Indices of plots whose area overlaps another plot's (touching edges do not count)."""
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    out: set[int] = set()
-    for i, j in zip(a, b):
-        if i < j and shapely.area(shapely.intersection(geoms[i], geoms[j])) > 0:
-            out.update((int(i), int(j)))
-    return out
+def _overlapping(geoms: np.ndarray) -> np.ndarray:
+    """Indices of plots whose area overlaps another plot's (touching edges do not count), sorted."""
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    hit = shapely.area(shapely.intersection(geoms[a], geoms[b])) > 0
+    return np.union1d(a[hit], b[hit]).astype(np.int64)
 
 
 def _own_pixels(geom, t: Affine, h: int, w: int) -> np.ndarray:
@@ -198,60 +255,83 @@ def _padded_length(lengths: np.ndarray) -> np.ndarray:
     return np.where(lengths > 0, -(-n // step) * step, 0)
 
 
-def _padded_stats(flat: np.ndarray, segments: list[np.ndarray], lengths: np.ndarray) -> dict[str, np.ndarray]:
+def _padded_stats(buf: np.ndarray, pool: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
     """Statistics of every plot and date, shape (n_plots, n_t); NaN pixels are invalid.
 
-    Plots are grouped by their padded length (``_padded_length``), and each group is gathered into a (date, plot, length) array padded with NaN. Then every reduction runs
-    along the last axis: a plot's row depends only on its own pixels and its own padded length, so its
-    numbers are the same whatever else is in the batch, the chunk or the set of dates. Sorting rows of
-    float32 (NaN last) uses numpy's SIMD sort, ~20x cheaper per value than an argsort of one long key;
-    percentiles then follow np.percentile's default 'linear' method on the valid values.
+    ``buf`` is (n_t, pixels + 1) with a NaN sentinel pixel last; plot i's pixels are
+    ``pool[starts[i]:starts[i] + lengths[i]]``. Plots are grouped by their padded length
+    (``_padded_length``); each group is gathered, a cache-sized block of (dates, plots) at a time, into
+    a (date, plot, width) array padded with the sentinel, and every reduction runs along the last axis:
+    a plot's row depends only on its own pixels and its own padded length, so its numbers are the same
+    whatever else is in the batch, the chunk or the set of dates. Rows of float32 are sorted in place
+    (NaN last) with numpy's SIMD sort; percentiles then follow np.percentile's default 'linear' method
+    on the valid values, and sums run over the sorted row in float64.
     """
-    n_t = flat.shape[0]
-    n = len(segments)
-    out = {k: np.full((n, n_t), np.nan) for k in ("valid_fraction", "mean", "std", "median", "p10", "p90")}
+    n_t = buf.shape[0]
+    n = len(lengths)
+    out = {k: np.full((n, n_t), np.nan) for k in _FLOAT_STATS}
     out["count"] = np.zeros((n, n_t), np.int64)
     out["valid_fraction"][:] = 0.0
     if n == 0 or n_t == 0:
         return out
-    # Pixel-major copy (pixel, date) with an all-NaN sentinel pixel for the padding: gathering a
-    # plot's pixels then reads contiguous rows of n_t values instead of n_t scattered values each.
-    sentinel = flat.shape[1]
-    ext = np.empty((sentinel + 1, n_t), dtype=np.float32)
-    ext[:sentinel] = flat.T
-    ext[sentinel] = np.nan
+    sentinel = buf.shape[1] - 1
     padded = _padded_length(lengths)
+    scratch = np.empty(max(_BLOCK_VALUES, int(padded.max(initial=0))), np.float32)
+    scratch64 = np.empty(scratch.shape, np.float64)
     for width in np.unique(padded[padded > 0]):
+        width = int(width)
         members = np.flatnonzero(padded == width)
+        ln = lengths[members]
         idx = np.full((len(members), width), sentinel, dtype=np.int64)
-        for row, i in enumerate(members):
-            idx[row, : lengths[i]] = segments[i]
-        vals = np.ascontiguousarray(np.moveaxis(np.take(ext, idx, axis=0), -1, 0))  # (n_t, plots, width)
-        vals.sort(axis=-1)  # NaN sort last: each row is [valid ascending..., NaN...]
-        nan = np.isnan(vals)
-        count = width - nan.sum(axis=-1, dtype=np.int64)
-        # Percentiles from the sorted valid prefix, before the NaN tail is zeroed for the sums.
-        last = np.maximum(count - 1, 0)
-        for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
-            pos = q * last
-            lo = np.floor(pos).astype(np.int64)
-            hi = np.minimum(lo + 1, last)
-            a = np.take_along_axis(vals, lo[..., None], axis=-1)[..., 0].astype(np.float64)
-            b = np.take_along_axis(vals, hi[..., None], axis=-1)[..., 0].astype(np.float64)
-            t = pos - lo
-            diff = b - a
-            val = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
-            out[name][members] = np.where(count > 0, val, np.nan).T
-        np.copyto(vals, 0.0, where=nan)
-        x = vals.astype(np.float64)
-        s1 = x.sum(axis=-1)
-        s2 = np.einsum("...i,...i->...", x, x)  # sum of squares without a temporary
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, s1 / count, np.nan)
-            # One-pass variance in float64: NDVI lies in [-1, 1], so cancellation costs ~1e-12.
-            std = np.where(count > 0, np.sqrt(np.maximum(s2 / count - mean * mean, 0.0)), np.nan)
-        out["count"][members] = count.T
-        out["valid_fraction"][members] = (count / lengths[members][None, :]).T
-        out["mean"][members] = mean.T
-        out["std"][members] = std.T
+        rows = np.repeat(np.arange(len(members)), ln)
+        within = np.arange(int(ln.sum())) - np.repeat(np.cumsum(ln) - ln, ln)
+        idx[rows, within] = pool[np.repeat(starts[members], ln) + within]
+        # Blocks of whole rows: all dates for as many plots as fit, or fewer dates for one plot.
+        per_plot = n_t * width
+        if per_plot <= _BLOCK_VALUES:
+            step_p, step_t = max(_BLOCK_VALUES // per_plot, 1), n_t
+        else:
+            step_p, step_t = 1, max(_BLOCK_VALUES // width, 1)
+        for p0 in range(0, len(members), step_p):
+            ix = idx[p0:p0 + step_p]
+            mb = members[p0:p0 + step_p]
+            for t0 in range(0, n_t, step_t):
+                t1 = min(t0 + step_t, n_t)
+                size = (t1 - t0) * len(mb) * width
+                vals = scratch[:size].reshape(t1 - t0, len(mb), width)
+                np.take(buf[t0:t1], ix, axis=1, out=vals, mode="clip")
+                _reduce_rows(vals, scratch64[:size].reshape(vals.shape), out, mb, t0, t1, lengths[mb])
     return out
+
+
+def _reduce_rows(vals: np.ndarray, x: np.ndarray, out: dict[str, np.ndarray], mb: np.ndarray, t0: int, t1: int,
+                 lengths: np.ndarray) -> None:
+    """Reduce rows (date, plot, width) of NaN-padded values in place into ``out[..][mb, t0:t1]``."""
+    width = vals.shape[-1]
+    vals.sort(axis=-1)  # NaN sort last: each row is [valid ascending..., NaN...]
+    nan = np.isnan(vals)
+    count = width - nan.sum(axis=-1, dtype=np.int64)
+    # Percentiles from the sorted valid prefix, before the NaN tail is zeroed for the sums.
+    last = np.maximum(count - 1, 0)
+    for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
+        pos = q * last
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, last)
+        a = np.take_along_axis(vals, lo[..., None], axis=-1)[..., 0].astype(np.float64)
+        b = np.take_along_axis(vals, hi[..., None], axis=-1)[..., 0].astype(np.float64)
+        t = pos - lo
+        diff = b - a
+        val = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
+        out[name][mb, t0:t1] = np.where(count > 0, val, np.nan).T
+    np.copyto(vals, 0.0, where=nan)
+    x[...] = vals
+    s1 = x.sum(axis=-1)
+    s2 = np.einsum("...i,...i->...", x, x)  # sum of squares without a temporary
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, s1 / count, np.nan)
+        # One-pass variance in float64: NDVI lies in [-1, 1], so cancellation costs ~1e-12.
+        std = np.where(count > 0, np.sqrt(np.maximum(s2 / count - mean * mean, 0.0)), np.nan)
+    out["count"][mb, t0:t1] = count.T
+    out["valid_fraction"][mb, t0:t1] = (count / lengths[None, :]).T
+    out["mean"][mb, t0:t1] = mean.T
+    out["std"][mb, t0:t1] = std.T
