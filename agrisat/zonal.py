@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import xarray as xr
-from rasterio.features import geometry_mask, rasterize
+from rasterio.features import geometry_mask
 from rasterio.transform import Affine
 
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
@@ -128,69 +128,89 @@ def _batch_stats(block: np.ndarray | list, transform: Sequence[float], wkb: np.n
                  coverage: bool = False) -> dict[str, np.ndarray]:
     """Rasterize the batch once, then reduce every date with the same pixel index.
 
-    Plots that overlap another plot of the batch cannot share one label raster; each of those is
-    masked on its own bounding box instead. Both paths list a plot's pixels in row-major order and
-    reduce them with the same code, so a plot's numbers do not depend on the path, the batch or the
+    Every plot gets its own pixel list (``_centre_pixels``), so overlapping plots each keep all their
+    pixels, and a plot's numbers depend only on its geometry and its pixels, not on the batch or the
     chunking. Returns arrays of shape (plots,) for ``n_pixels`` and (plots, dates) for the rest.
     """
     buf, h, w = _window(block)
     t = Affine(*transform)
     geoms = shapely.from_wkb(wkb)
-    n = len(geoms)
-    overlapping = _overlapping(geoms)
-
-    # Pixel index of every plot: `lengths[i]` pixels from `pool[starts[i]:]`, row-major.
-    lengths = np.zeros(n, np.int64)
-    starts = np.zeros(n, np.int64)
-    shared = np.setdiff1d(np.arange(n), overlapping)
-    pools = []
-    if len(shared):
-        labels = rasterize(_shapes(geoms[shared], np.arange(1, len(shared) + 1)), out_shape=(h, w), transform=t,
-                           fill=0, dtype="int32").ravel()
-        pix = np.flatnonzero(labels)
-        lab = labels[pix]
-        pools.append(pix[np.argsort(lab, kind="stable")])  # stable: row-major order inside each plot
-        counts = np.bincount(lab, minlength=len(shared) + 1)[1:]
-        lengths[shared] = counts
-        starts[shared] = np.cumsum(counts) - counts
-    offset = sum(len(p) for p in pools)
-    for i in overlapping:
-        own = _own_pixels(geoms[i], t, h, w)
-        lengths[i], starts[i] = len(own), offset
-        pools.append(own)
-        offset += len(own)
-    pool = np.concatenate(pools) if pools else np.empty(0, np.int64)
+    pool, starts, lengths = _centre_pixels(geoms, t, h, w)
     out = _padded_stats(buf, pool, starts, lengths)
     out["n_pixels"] = lengths
     if coverage:
         flat = buf[:, : h * w]
         cov = [_coverage_mean(flat, *_coverage_weights(g, t, h, w)) for g in geoms]
-        out["cov_mean"] = np.array([c[0] for c in cov]).reshape(n, buf.shape[0])
-        out["cov_weight"] = np.array([c[1] for c in cov]).reshape(n, buf.shape[0])
+        out["cov_mean"] = np.array([c[0] for c in cov]).reshape(len(geoms), buf.shape[0])
+        out["cov_weight"] = np.array([c[1] for c in cov]).reshape(len(geoms), buf.shape[0])
     return out
 
 
-def _shapes(geoms: np.ndarray, values: np.ndarray) -> list[tuple[dict, int]]:
-    """(GeoJSON mapping, value) pairs for rasterio, built from shapely's coordinate arrays in a few
-    vectorised calls: shapely's own ``__geo_interface__`` costs more than the rasterization. Polygon
-    parts of multi-part geometries are burnt one by one with the plot's value (they do not overlap);
-    anything that is not a polygon is handed over as it is."""
-    parts, part_of = shapely.get_parts(geoms, return_index=True)
-    is_poly = shapely.get_type_id(parts) == 3
-    polys = parts[is_poly]
-    rings, ring_of = shapely.get_rings(polys, return_index=True)
-    xy = shapely.get_coordinates(rings).tolist()
-    ends = np.cumsum(shapely.get_num_coordinates(rings)).tolist()
-    ring_lists: list[list] = [[] for _ in range(len(polys))]
-    start = 0
-    for r, end in zip(ring_of.tolist(), ends):
-        ring_lists[r].append(xy[start:end])
-        start = end
-    vals = values[part_of].tolist()
-    poly_vals = [v for v, p in zip(vals, is_poly.tolist()) if p]
-    out: list[tuple[dict, int]] = [({"type": "Polygon", "coordinates": rl}, v) for rl, v in zip(ring_lists, poly_vals) if rl]
-    out += [(g, v) for g, v, p in zip(parts, vals, is_poly.tolist()) if not p and not g.is_empty]
-    return out
+def _centre_pixels(geoms: np.ndarray, t: Affine, h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels whose centre lies inside each polygon, for all polygons of a batch in a few vectorised
+    passes: ``pool[starts[i]:starts[i] + lengths[i]]`` are plot i's flat indices into the (h, w)
+    window, row-major.
+
+    The rule is GDAL's scanline fill (``GDALdllImageFilledPolygon``, what rasterio's ``rasterize``
+    and ``geometry_mask`` use): on the horizontal line through the centres of row r, each edge with
+    y1 <= r + 0.5 < y2 crosses at x, rounded to ``floor(x + 0.5)``; crossings are paired in order
+    (even-odd over all rings of the plot, holes and parts included) and each pair fills columns
+    [left, right). A centre exactly on a horizontal edge is the one tie handled differently (GDAL
+    fills some of those; the probability is nil for surveyed coordinates). Each plot is filled on its
+    own, so overlapping plots each keep every pixel. Geometries that are not (multi)polygons are
+    masked one by one with ``geometry_mask``.
+    """
+    n = len(geoms)
+    lengths = np.zeros(n, np.int64)
+    type_id = shapely.get_type_id(geoms)
+    areal = np.flatnonzero(((type_id == 3) | (type_id == 6)) & ~shapely.is_empty(geoms))
+    other = np.flatnonzero(~np.isin(type_id, (3, 6)) & ~shapely.is_empty(geoms))
+    parts, part_of = shapely.get_parts(geoms[areal], return_index=True)
+    rings, ring_of = shapely.get_rings(parts, return_index=True)
+    xy, vertex_of = shapely.get_coordinates(rings, return_index=True)
+    inv = ~t
+    px = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
+    py = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f
+    # Edges between consecutive vertices of one ring (rings are closed: no wrap-around edge).
+    same = vertex_of[1:] == vertex_of[:-1]
+    xa, ya, xb, yb = px[:-1][same], py[:-1][same], px[1:][same], py[1:][same]
+    edge_plot = areal[part_of[ring_of[vertex_of[:-1][same]]]]
+    up = ya < yb
+    y1, y2 = np.where(up, ya, yb), np.where(up, yb, ya)
+    x1, x2 = np.where(up, xa, xb), np.where(up, xb, xa)
+    keep = y1 != y2  # horizontal edges cross no centre line (but on it: see the docstring)
+    y1, y2, x1, x2, edge_plot = y1[keep], y2[keep], x1[keep], x2[keep], edge_plot[keep]
+    # Rows whose centre line r + 0.5 lies in [y1, y2), clipped to the window.
+    r_lo = np.maximum(np.ceil(y1 - 0.5), 0).astype(np.int64)
+    r_hi = np.minimum(np.ceil(y2 - 0.5) - 1, h - 1).astype(np.int64)
+    k = np.maximum(r_hi - r_lo + 1, 0)
+    e = np.repeat(np.arange(len(k)), k)
+    rows = r_lo[e] + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+    dy = rows + 0.5
+    x = (dy - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e]) + x1[e]
+    col = np.clip(np.floor(x + 0.5), 0, w).astype(np.int64)  # clipping keeps the order and the fill
+    key = np.sort((edge_plot[e] * h + rows) * (w + 1) + col)
+    left, right = key[0::2], key[1::2]
+    line = left // (w + 1)  # plot * h + row of each crossing pair
+    if len(key) % 2 or not np.array_equal(line, right // (w + 1)):
+        raise AssertionError("unpaired polygon crossings")  # closed rings always pair up
+    lc, rc = left % (w + 1), right % (w + 1)
+    span = rc - lc
+    plot, row = line // h, line % h
+    total = int(span.sum())
+    pool = np.repeat(row * w + lc, span) + (np.arange(total) - np.repeat(np.cumsum(span) - span, span))
+    lengths += np.bincount(plot, weights=span, minlength=n).astype(np.int64)
+    if len(other):  # lines, points, collections: GDAL's own mask, appended after the polygons' pixels
+        own = [_own_pixels(geoms[i], t, h, w) for i in other]
+        lengths[other] = [len(o) for o in own]
+        pool = np.concatenate([pool] + own)
+        starts = np.zeros(n, np.int64)
+        in_poly = np.setdiff1d(np.arange(n), other)
+        starts[in_poly] = np.cumsum(lengths[in_poly]) - lengths[in_poly]
+        starts[other] = total + np.cumsum(lengths[other]) - lengths[other]
+    else:
+        starts = np.cumsum(lengths) - lengths
+    return pool.astype(np.int64), starts, lengths
 
 
 def _coverage_weights(geom, t: Affine, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,15 +241,6 @@ def _coverage_mean(flat: np.ndarray, pix: np.ndarray, weight: np.ndarray) -> tup
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(wsum > 0, np.where(valid, vals, 0.0) @ weight / wsum, np.nan)
     return mean, wsum
-
-
-def _overlapping(geoms: np.ndarray) -> np.ndarray:
-    """Indices of plots whose area overlaps another plot's (touching edges do not count), sorted."""
-    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    hit = shapely.area(shapely.intersection(geoms[a], geoms[b])) > 0
-    return np.union1d(a[hit], b[hit]).astype(np.int64)
 
 
 def _own_pixels(geom, t: Affine, h: int, w: int) -> np.ndarray:
@@ -281,6 +292,9 @@ def _padded_stats(buf: np.ndarray, pool: np.ndarray, starts: np.ndarray, lengths
     for width in np.unique(padded[padded > 0]):
         width = int(width)
         members = np.flatnonzero(padded == width)
+        # Neighbours first (by first pixel): a block then gathers from a compact strip of each date.
+        first = pool[np.minimum(starts[members], max(len(pool) - 1, 0))] if len(pool) else starts[members]
+        members = members[np.argsort(first, kind="stable")]
         ln = lengths[members]
         idx = np.full((len(members), width), sentinel, dtype=np.int64)
         rows = np.repeat(np.arange(len(members)), ln)
@@ -299,7 +313,7 @@ def _padded_stats(buf: np.ndarray, pool: np.ndarray, starts: np.ndarray, lengths
                 t1 = min(t0 + step_t, n_t)
                 size = (t1 - t0) * len(mb) * width
                 vals = scratch[:size].reshape(t1 - t0, len(mb), width)
-                np.take(buf[t0:t1], ix, axis=1, out=vals, mode="clip")
+                np.take(buf[t0:t1], ix, axis=1, out=vals, mode="wrap")  # indices are valid; wrap is the cheap mode
                 _reduce_rows(vals, scratch64[:size].reshape(vals.shape), out, mb, t0, t1, lengths[mb])
     return out
 
