@@ -63,6 +63,15 @@ def plot_timeseries(
     wkb_all = shapely.to_wkb(plots.geometry.values)
     order = np.argsort(key, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0]) if n else np.empty(0, int)
+    whole_chunks = isinstance(data, da.Array) and not _on_distributed()
+    if whole_chunks:
+        # Local schedulers: each batch takes the whole chunks it overlaps, from ONE to_delayed on the
+        # shared graph, and crops them itself -- no getitem task per batch, date and chunk, and no
+        # per-batch graph to build. (On a cluster a chunk would then travel whole to every batch that
+        # touches it, so there the batch gets getitem slices instead.)
+        chunk_tasks = data.to_delayed(optimize_graph=False)
+        y_edges = np.cumsum((0,) + data.chunks[1])
+        x_edges = np.cumsum((0,) + data.chunks[2])
     batches, tasks = [], []
     for members in np.split(order, starts[1:]) if n else []:
         # Clipped to the grid; a batch of plots wholly outside still gets a 1-pixel window.
@@ -71,13 +80,20 @@ def plot_timeseries(
         wr1 = min(max(int(row1[members].max()), wr0 + 1), height)
         wc1 = min(max(int(col1[members].max()), wc0 + 1), width)
         wt = transform @ Affine.translation(wc0, wr0)
-        block = data[:, wr0:wr1, wc0:wc1]
-        if isinstance(block, da.Array):
-            # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
-            # array itself makes dask optimise a private copy per batch and decode each file again.
-            block = block.to_delayed(optimize_graph=False).tolist()
+        if whole_chunks:
+            iy0, iy1 = np.searchsorted(y_edges, wr0, "right") - 1, np.searchsorted(y_edges, wr1, "left")
+            ix0, ix1 = np.searchsorted(x_edges, wc0, "right") - 1, np.searchsorted(x_edges, wc1, "left")
+            block = chunk_tasks[:, iy0:iy1, ix0:ix1].tolist()
+            crop = (wr0 - int(y_edges[iy0]), wc0 - int(x_edges[ix0]), wr1 - wr0, wc1 - wc0)
+        else:
+            block = data[:, wr0:wr1, wc0:wc1]
+            crop = None
+            if isinstance(block, da.Array):
+                # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
+                # array itself makes dask optimise a private copy per batch and decode each file again.
+                block = block.to_delayed(optimize_graph=False).tolist()
         # Geometries travel as one object array of WKB (dask does not walk it like a list).
-        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], wkb_all[members], coverage))
+        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], wkb_all[members], coverage, crop))
         batches.append(members)
 
     # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that slices
@@ -100,39 +116,53 @@ def plot_timeseries(
     return out
 
 
-def _window(pieces: np.ndarray | list) -> tuple[np.ndarray, int, int]:
+def _on_distributed() -> bool:
+    """True when the active dask scheduler is a distributed Client's."""
+    sched = dask.base.get_scheduler()
+    return type(getattr(sched, "__self__", None)).__module__.split(".")[0] == "distributed"
+
+
+def _window(pieces: np.ndarray | list, crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, int, int]:
     """The batch window as one (n_t, h * w + 1) float32 array, pixels row-major, whose last column is
-    NaN (the padding sentinel), built with one copy from dask's nested chunk pieces (t, y, x)."""
+    NaN (the padding sentinel), built with one copy from dask's nested chunk pieces (t, y, x).
+    ``crop`` = (row, col, h, w) of the window inside the pieces' mosaic (None: all of it)."""
     if not isinstance(pieces, list):
         pieces = [[[pieces]]]
     n_t = sum(tp[0][0].shape[0] for tp in pieces)
-    h = sum(row[0].shape[1] for row in pieces[0])
-    w = sum(p.shape[2] for p in pieces[0][0])
+    if crop is None:
+        crop = (0, 0, sum(row[0].shape[1] for row in pieces[0]), sum(p.shape[2] for p in pieces[0][0]))
+    r0, c0, h, w = crop
     buf = np.empty((n_t, h * w + 1), np.float32)
     buf[:, -1] = np.nan
     grid = buf[:, : h * w].reshape(n_t, h, w)
     t0 = 0
     for tp in pieces:
-        y0 = 0
+        dt = tp[0][0].shape[0]
+        y0 = 0  # piece origin in the mosaic
         for row in tp:
+            ph = row[0].shape[1]
+            ya, yb = max(y0, r0), min(y0 + ph, r0 + h)
             x0 = 0
             for p in row:
-                grid[t0:t0 + p.shape[0], y0:y0 + p.shape[1], x0:x0 + p.shape[2]] = p
-                x0 += p.shape[2]
-            y0 += row[0].shape[1]
-        t0 += tp[0][0].shape[0]
+                pw = p.shape[2]
+                xa, xb = max(x0, c0), min(x0 + pw, c0 + w)
+                if ya < yb and xa < xb:
+                    grid[t0:t0 + dt, ya - r0:yb - r0, xa - c0:xb - c0] = p[:, ya - y0:yb - y0, xa - x0:xb - x0]
+                x0 += pw
+            y0 += ph
+        t0 += dt
     return buf, h, w
 
 
 def _batch_stats(block: np.ndarray | list, transform: Sequence[float], wkb: np.ndarray,
-                 coverage: bool = False) -> dict[str, np.ndarray]:
+                 coverage: bool = False, crop: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
     """Rasterize the batch once, then reduce every date with the same pixel index.
 
     Every plot gets its own pixel list (``_centre_pixels``), so overlapping plots each keep all their
     pixels, and a plot's numbers depend only on its geometry and its pixels, not on the batch or the
     chunking. Returns arrays of shape (plots,) for ``n_pixels`` and (plots, dates) for the rest.
     """
-    buf, h, w = _window(block)
+    buf, h, w = _window(block, crop)
     t = Affine(*transform)
     geoms = shapely.from_wkb(wkb)
     pool, starts, lengths = _centre_pixels(geoms, t, h, w)
