@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from agrisat import indices, plots as plotmod, zonal
+from agrisat import plots as plotmod, zonal
 from agrisat.cluster import dask_scheduler
 from agrisat.config import RunConfig
 from agrisat.errors import RunStoreError
@@ -166,8 +166,9 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
 
 def _compute(cfg: RunConfig, grid: tiles.Grid, scenes_todo: pd.DataFrame, members: gpd.GeoDataFrame) -> pd.DataFrame:
     window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
-    cube = tiles.open_cube(scenes_todo, grid, window, chunk_px=cfg.imagery.chunk_px)
-    ndvi = indices.masked_ndvi(cube, cfg.imagery.red, cfg.imagery.nir, cfg.imagery.quality, cfg.imagery.exclude_classes)
+    # = indices.masked_ndvi(tiles.open_cube(...), ...) bit for bit, decoded and masked in one task per chunk.
+    ndvi = tiles.open_masked_ndvi(scenes_todo, grid, window, cfg.imagery.red, cfg.imagery.nir, cfg.imagery.quality,
+                                  cfg.imagery.exclude_classes, chunk_px=cfg.imagery.chunk_px)
     return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
 
 
