@@ -357,17 +357,22 @@ def _reduce_rows(vals: np.ndarray, x: np.ndarray, out: dict[str, np.ndarray], mb
     count = width - nan.sum(axis=-1, dtype=np.int64)
     # Percentiles from the sorted valid prefix, before the NaN tail is zeroed for the sums.
     last = np.maximum(count - 1, 0)
+    flat = vals.reshape(-1)
+    row0 = (np.arange(count.size, dtype=np.int64) * width).reshape(count.shape)  # row starts in `flat`
     for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
         pos = q * last
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, last)
-        a = np.take_along_axis(vals, lo[..., None], axis=-1)[..., 0].astype(np.float64)
-        b = np.take_along_axis(vals, hi[..., None], axis=-1)[..., 0].astype(np.float64)
+        a = flat[row0 + lo].astype(np.float64)
+        b = flat[row0 + hi].astype(np.float64)
         t = pos - lo
         diff = b - a
         val = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
         out[name][mb, t0:t1] = np.where(count > 0, val, np.nan).T
-    np.copyto(vals, 0.0, where=nan)
+    # NaN -> +0.0 by multiplying the bit patterns by 0 (valid ones by 1): exact, and ~10x cheaper
+    # than np.copyto(vals, 0.0, where=nan).
+    bits = vals.view(np.uint32)
+    np.multiply(bits, np.logical_not(nan, out=nan).view(np.uint8), out=bits)
     x[...] = vals
     s1 = x.sum(axis=-1)
     s2 = np.einsum("...i,...i->...", x, x)  # sum of squares without a temporary
