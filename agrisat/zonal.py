@@ -24,6 +24,9 @@ from rasterio.transform import Affine
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
 COVERAGE_COLUMNS = ("cov_mean", "cov_weight")
 _FLOAT_STATS = ("valid_fraction", "mean", "std", "median", "p10", "p90")
+# NDVI bytes the chunk-row streaming may hold at once (local schedulers); more dates than fit are
+# reduced in groups of dates.
+_STREAM_BYTES = 1 << 30
 # Values per work block of the reduction (dates x plots x padded width): ~1 MB of float32, so every
 # temporary stays in cache and is recycled by the allocator instead of being page-faulted afresh.
 _BLOCK_VALUES = 1 << 18
@@ -63,42 +66,53 @@ def plot_timeseries(
     wkb_all = shapely.to_wkb(plots.geometry.values)
     order = np.argsort(key, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0]) if n else np.empty(0, int)
-    whole_chunks = isinstance(data, da.Array) and not _on_distributed()
-    if whole_chunks:
-        # Local schedulers: each batch takes the whole chunks it overlaps, from ONE to_delayed on the
-        # shared graph, and crops them itself -- no getitem task per batch, date and chunk, and no
-        # per-batch graph to build. (On a cluster a chunk would then travel whole to every batch that
-        # touches it, so there the batch gets getitem slices instead.)
-        chunk_tasks = data.to_delayed(optimize_graph=False)
+    streamed = isinstance(data, da.Array) and not _on_distributed()
+    if streamed:
         y_edges = np.cumsum((0,) + data.chunks[1])
         x_edges = np.cumsum((0,) + data.chunks[2])
-    batches, tasks = [], []
+    batches, tasks, specs = [], [], []
     for members in np.split(order, starts[1:]) if n else []:
         # Clipped to the grid; a batch of plots wholly outside still gets a 1-pixel window.
         wr0 = min(int(row0[members].min()), height - 1)
         wc0 = min(int(col0[members].min()), width - 1)
         wr1 = min(max(int(row1[members].max()), wr0 + 1), height)
         wc1 = min(max(int(col1[members].max()), wc0 + 1), width)
-        wt = transform @ Affine.translation(wc0, wr0)
-        if whole_chunks:
+        wt = tuple(transform @ Affine.translation(wc0, wr0))[:6]
+        batches.append(members)
+        if streamed:
             iy0, iy1 = np.searchsorted(y_edges, wr0, "right") - 1, np.searchsorted(y_edges, wr1, "left")
             ix0, ix1 = np.searchsorted(x_edges, wc0, "right") - 1, np.searchsorted(x_edges, wc1, "left")
-            block = chunk_tasks[:, iy0:iy1, ix0:ix1].tolist()
             crop = (wr0 - int(y_edges[iy0]), wc0 - int(x_edges[ix0]), wr1 - wr0, wc1 - wc0)
-        else:
-            block = data[:, wr0:wr1, wc0:wc1]
-            crop = None
-            if isinstance(block, da.Array):
-                # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
-                # array itself makes dask optimise a private copy per batch and decode each file again.
-                block = block.to_delayed(optimize_graph=False).tolist()
+            specs.append((int(iy0), int(iy1), int(ix0), int(ix1), crop, wt, wkb_all[members]))
+            continue
+        block = data[:, wr0:wr1, wc0:wc1]
+        if isinstance(block, da.Array):
+            # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
+            # array itself makes dask optimise a private copy per batch and decode each file again.
+            block = block.to_delayed(optimize_graph=False).tolist()
         # Geometries travel as one object array of WKB (dask does not walk it like a list).
-        tasks.append(dask.delayed(_batch_stats, pure=True)(block, tuple(wt)[:6], wkb_all[members], coverage, crop))
-        batches.append(members)
+        tasks.append(dask.delayed(_batch_stats, pure=True)(block, wt, wkb_all[members], coverage))
 
-    # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that slices
-    # it, decoding the same file once per batch instead of once.
-    results = dask.compute(*tasks, optimize_graph=False)
+    if streamed:
+        # Dates in groups small enough that the chunk rows held while streaming (about three: the
+        # row being read and the two that straddling batches still need) fit in _STREAM_BYTES.
+        # Statistics are per plot and date, so grouping changes no number; each group rasterizes
+        # its batches again (cheap next to decoding).
+        row_bytes = 3 * max(data.chunks[1]) * width * np.dtype(data.dtype).itemsize
+        step = max(1, int(_STREAM_BYTES // max(row_bytes, 1)))
+        t_edges = np.cumsum((0,) + data.chunks[0])
+        cuts = [0]
+        for e in t_edges[1:]:  # group edges on time-chunk edges
+            if e - cuts[-1] >= step or e == t_edges[-1]:
+                cuts.append(int(e))
+        cuts = cuts if len(cuts) > 1 else [0, 0]
+        parts = [_stream_chunk_rows(data[a:b], specs, coverage) for a, b in zip(cuts[:-1], cuts[1:])]
+        results = [{k: (v if k == "n_pixels" else np.concatenate([p[i][k] for p in parts], axis=1))
+                    for k, v in parts[0][i].items()} for i in range(len(specs))]
+    else:
+        # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that
+        # slices it, decoding the same file once per batch instead of once.
+        results = dask.compute(*tasks, optimize_graph=False)
     cols = {k: np.full((n, n_t), np.nan) for k in _FLOAT_STATS + (COVERAGE_COLUMNS if coverage else ())}
     cols["count"] = np.zeros((n, n_t), np.int64)
     n_pixels = np.zeros(n, np.int64)
@@ -114,6 +128,46 @@ def plot_timeseries(
     for col in STAT_COLUMNS[1:] + (COVERAGE_COLUMNS if coverage else ()):
         out[col] = cols[col].ravel()
     return out
+
+
+def _stream_chunk_rows(data: da.Array, specs: list[tuple], coverage: bool) -> list[dict[str, np.ndarray]]:
+    """Local schedulers: walk the cube one chunk row at a time (all dates), so memory holds only the
+    chunk rows that unfinished batches still need -- two rows for batches smaller than a chunk --
+    instead of whatever the scheduler's ordering lets pile up (the whole cube, measured).
+
+    Step k computes chunk row k together with the batches whose last chunk row is k - 1 (reads and
+    statistics overlap on the worker threads), then drops rows no pending batch needs. Every chunk is
+    decoded once; a batch gets the whole chunks it overlaps and crops them itself (no getitem tasks).
+    On a cluster the single-graph path is used instead: there a whole chunk would travel to every
+    batch that touches it.
+    """
+    n_rows, n_tc, n_xc = len(data.chunks[1]), len(data.chunks[0]), len(data.chunks[2])
+    y_edges = np.cumsum((0,) + data.chunks[1])
+    first = np.array([sp[0] for sp in specs], dtype=np.int64)
+    last = np.array([sp[1] - 1 for sp in specs], dtype=np.int64)
+    loaded: dict[int, list[list[np.ndarray]]] = {}  # chunk row -> [time chunk][x chunk] arrays
+    results: list = [None] * len(specs)
+    for k in range(n_rows + 1):
+        reads = []
+        if k < n_rows and ((first <= k) & (last >= k)).any():  # rows no plot touches are never read
+            # to_delayed(optimize_graph=True) culls the graph to this row's reads (one decode each).
+            reads = data[:, int(y_edges[k]):int(y_edges[k + 1]), :].to_delayed(optimize_graph=True).ravel().tolist()
+        ready = np.flatnonzero(last == k - 1)
+        calls = []
+        for i in ready:
+            iy0, iy1, ix0, ix1, crop, wt, wkb = specs[i]
+            pieces = [[[loaded[r][tc][c] for c in range(ix0, ix1)] for r in range(iy0, iy1)] for tc in range(n_tc)]
+            calls.append(dask.delayed(_batch_stats, pure=False)(pieces, wt, wkb, coverage, crop))
+        out = dask.compute(*reads, *calls, optimize_graph=False)
+        if reads:
+            loaded[k] = [list(out[tc * n_xc:(tc + 1) * n_xc]) for tc in range(n_tc)]
+        for i, res in zip(ready, out[len(reads):]):
+            results[i] = res
+        pending = last >= k  # batches that run at a later step
+        keep_from = int(first[pending].min()) if pending.any() else n_rows
+        for r in [r for r in loaded if r < keep_from]:
+            del loaded[r]
+    return results
 
 
 def _on_distributed() -> bool:

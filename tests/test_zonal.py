@@ -247,3 +247,17 @@ def test_ndvi_read_from_raw_integers_equals_the_cube_path(tiny_tiles):
                                   steps.values[1])
     with pytest.raises(Exception, match=r"band 'B8A' not in cube bands"):
         tiles.open_masked_ndvi(chosen, grid, window, "B04", "B8A", "SCL", classes)
+
+
+def test_streaming_in_date_groups_changes_no_number(tiny_tiles, tiny_plots, monkeypatch):
+    """The local chunk-row streaming reduces dates in groups when they would not fit its memory
+    budget: one date per group gives the same frame, bit for bit, as all dates at once, and both
+    equal the eager (numpy-backed) computation."""
+    nd = _ndvi(tiny_tiles, chunk_px=16)
+    with dask.config.set(scheduler="threads"):
+        whole = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+        monkeypatch.setattr(zonal, "_STREAM_BYTES", 1)
+        grouped = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    eager = zonal.plot_timeseries(nd.copy(data=nd.values), tiny_plots, group_px=8, coverage=True)
+    pd.testing.assert_frame_equal(whole, grouped, check_exact=True)
+    pd.testing.assert_frame_equal(whole, eager, check_exact=True)
