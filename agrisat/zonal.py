@@ -29,7 +29,7 @@ _FLOAT_STATS = ("valid_fraction", "mean", "std", "median", "p10", "p90")
 _STREAM_BYTES = 1 << 30
 # Values per work block of the reduction (dates x plots x padded width): ~1 MB of float32, so every
 # temporary stays in cache and is recycled by the allocator instead of being page-faulted afresh.
-_BLOCK_VALUES = 1 << 18
+_BLOCK_VALUES = 1 << 20
 
 
 def plot_timeseries(
