@@ -22,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from agrisat import indices, plots as plotmod, zonal
+from agrisat import plots as plotmod, zonal
 from agrisat.cluster import dask_scheduler
 from agrisat.config import RunConfig
 from agrisat.errors import RunStoreError
@@ -227,9 +227,7 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
 def _compute(cfg: RunConfig, source: LocalTiles, grid: tiles.Grid, scenes_todo: pd.DataFrame,
              members: gpd.GeoDataFrame) -> pd.DataFrame:
     window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
-    cube = source.open_cube(scenes_todo, grid, window, chunk_px=cfg.imagery.chunk_px)
-    im = cfg.imagery
-    ndvi = indices.masked_ndvi(cube, im.red, im.nir, im.quality, im.exclude_classes, exclude_bits=im.exclude_bits)
+    ndvi = source.open_ndvi(scenes_todo, grid, window, cfg.imagery, chunk_px=cfg.imagery.chunk_px)
     return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
 
 

@@ -82,13 +82,13 @@ def test_incremental_run_reads_only_new_dates_and_equals_full_run(tiny_config, t
     run_seasonal(early, run_id="may")
 
     read_dates: list[str] = []
-    real = extract.tiles.open_cube
+    real = extract.tiles.open_masked_ndvi  # the pipeline's read entry point
 
     def spy(scenes, *a, **k):
         read_dates.extend(sorted(scenes["date"].dt.strftime("%Y-%m-%d").unique()))
         return real(scenes, *a, **k)
 
-    monkeypatch.setattr(extract.tiles, "open_cube", spy)
+    monkeypatch.setattr(extract.tiles, "open_masked_ndvi", spy)
     inc = run_seasonal(tiny_config, run_id="june-inc", incremental_from="may")
     assert set(read_dates) == {"2021-06-01"}
     manifest = pd.read_json(inc.path / "manifest.json", typ="series")

@@ -185,3 +185,79 @@ def test_fused_mask_and_ndvi_equal_the_step_by_step_cube(tiny_tiles):
     assert fused.attrs["transform"] == cube.attrs["transform"]
     with pytest.raises(Exception, match=r"band 'B8A' not in cube bands"):
         indices.masked_ndvi(cube, "B04", "B8A", "SCL", classes)
+
+
+def test_centre_pixels_equal_gdal_masks_for_holes_multiparts_and_window_edges():
+    """The vectorised scanline fill gives exactly rasterio's (GDAL's) pixel-centre mask, in row-major
+    order, for irregular polygons, polygons with holes, multi-polygons, overlapping plots and plots
+    hanging over the window's edge (outside pixels are dropped)."""
+    import shapely
+
+    rng = np.random.default_rng(11)
+    h, w = 50, 70
+    x0, y0 = TRANSFORM.c, TRANSFORM.f
+    geoms = []
+    for _ in range(60):
+        cx, cy, r = rng.uniform(-40, w * 10 + 40), rng.uniform(-40, h * 10 + 40), rng.uniform(4, 120)
+        g = shapely.Point(x0 + cx, y0 - cy).buffer(r, quad_segs=int(rng.integers(1, 6)))
+        g = shapely.affinity.rotate(shapely.affinity.scale(g, rng.uniform(0.3, 1.5), 1.0), rng.uniform(0, 180))
+        if rng.random() < 0.3 and r > 40:
+            g = g.difference(shapely.Point(x0 + cx, y0 - cy).buffer(r / 3))  # a hole
+        geoms.append(g)
+    geoms.append(shapely.MultiPolygon([pixel_box(1, 1, 4, 5), pixel_box(10, 2, 12, 9)]))
+    geoms.append(pixel_box(30, 30, 44, 44))
+    geoms.append(pixel_box(32, 32, 36, 36))  # inside the previous one
+    geoms = np.array(geoms, dtype=object)
+    pool, starts, lengths = zonal._centre_pixels(geoms, TRANSFORM, h, w)
+    assert lengths.sum() > 3000 and (lengths == 0).sum() < 10
+    for i, g in enumerate(geoms):
+        mask = geometry_mask([g], out_shape=(h, w), transform=TRANSFORM, invert=True)
+        np.testing.assert_array_equal(pool[starts[i]:starts[i] + lengths[i]], np.flatnonzero(mask.ravel()), err_msg=str(i))
+
+
+def test_ndvi_read_from_raw_integers_equals_the_cube_path(tiny_tiles):
+    """open_masked_ndvi (decode + mask + NDVI from the files' integers, one task per date and block)
+    gives the same bits, coords and attrs as masked_ndvi(open_cube(...)), nodata and cloud included."""
+    idx = tiles.read_index(tiny_tiles["index"])
+    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
+    grid = tiles.common_grid(chosen)
+    window = tiles.window_for_bounds(grid, grid.bounds)
+    classes = (0, 1, 3, 8, 9, 10, 11)
+    cube = tiles.open_cube(chosen, grid, window, chunk_px=16)
+    steps = indices.ndvi(scenes.mask_clouds(cube, "SCL", classes)).compute()
+    for chunk_px in (16, 1024):
+        raw = tiles.open_masked_ndvi(chosen, grid, window, "B04", "B08", "SCL", classes, chunk_px=chunk_px)
+        assert raw.data.npartitions == cube.sizes["time"] * (9 if chunk_px == 16 else 1)
+        got = raw.compute()
+        np.testing.assert_array_equal(got.values.view(np.uint32)[~np.isnan(got.values)],
+                                      steps.values.view(np.uint32)[~np.isnan(steps.values)])
+        np.testing.assert_array_equal(np.isnan(got.values), np.isnan(steps.values))
+        assert np.isnan(got.values[1, 40, 40]) and np.isnan(got.values[1, :24, :24]).all()
+        assert got.attrs == indices.masked_ndvi(cube, "B04", "B08", "SCL", classes).attrs
+        xr.testing.assert_identical(got.drop_vars(list(got.coords)), steps.drop_vars(list(steps.coords)).rename("ndvi"))
+        for c in ("time", "y", "x"):
+            np.testing.assert_array_equal(got[c].values, steps[c].values)
+    # Without a quality band, and with the quality band decoded from float codes (no lookup table).
+    no_q = tiles.open_masked_ndvi(chosen, grid, window, "B04", "B08", None, classes, chunk_px=16).compute()
+    np.testing.assert_array_equal(no_q.values, indices.ndvi(cube).compute().values)
+    red, nir = (tiny_tiles["raw"][("2021-05-01", b)] for b in ("B04", "B08"))
+    scl = tiny_tiles["raw"][("2021-05-01", "SCL")].astype(np.float32)
+    enc = (65535.0, 1e-4, 0.0)
+    np.testing.assert_array_equal(indices.masked_ndvi_from_raw(red, nir, scl, enc, enc, (0.0, 1.0, 0.0), classes),
+                                  steps.values[1])
+    with pytest.raises(Exception, match=r"band 'B8A' not in cube bands"):
+        tiles.open_masked_ndvi(chosen, grid, window, "B04", "B8A", "SCL", classes)
+
+
+def test_streaming_in_date_groups_changes_no_number(tiny_tiles, tiny_plots, monkeypatch):
+    """The local chunk-row streaming reduces dates in groups when they would not fit its memory
+    budget: one date per group gives the same frame, bit for bit, as all dates at once, and both
+    equal the eager (numpy-backed) computation."""
+    nd = _ndvi(tiny_tiles, chunk_px=16)
+    with dask.config.set(scheduler="threads"):
+        whole = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+        monkeypatch.setattr(zonal, "_STREAM_BYTES", 1)
+        grouped = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    eager = zonal.plot_timeseries(nd.copy(data=nd.values), tiny_plots, group_px=8, coverage=True)
+    pd.testing.assert_frame_equal(whole, grouped, check_exact=True)
+    pd.testing.assert_frame_equal(whole, eager, check_exact=True)

@@ -26,6 +26,7 @@ import xarray as xr
 from rasterio.transform import Affine
 from rasterio.windows import Window, from_bounds
 
+from agrisat import indices
 from agrisat.errors import ImageryError, InputDataError, MissingBandError
 
 INDEX_COLUMNS = ("area", "date", "band", "path", "crs", "nodata", "scale", "offset")
@@ -124,17 +125,25 @@ def window_for_bounds(grid: Grid, bounds: tuple[float, float, float, float], pad
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _read_block(path: str, window: Window, nodata: float | None, scale: float, offset: float) -> np.ndarray:
+def _read_raw(path: str, window: Window) -> np.ndarray:
     try:
         with rasterio.open(path) as ds:
-            raw = ds.read(1, window=window)
+            return ds.read(1, window=window)
     except rasterio.errors.RasterioIOError as e:
         raise ImageryError(f"{path}: cannot read window {window}: {e}") from e
-    # In place, and skipping x1 and +0 (exact no-ops on these non-negative integers): this is the
-    # hot loop of every run, one pass per step over every pixel of every band and date.
-    out = raw.astype(np.float32)
+
+
+def _read_block(path: str, window: Window, nodata: float | None, scale: float, offset: float,
+                out: np.ndarray | None = None) -> np.ndarray:
+    raw = _read_raw(path, window)
+    # One pass per step, in place, skipping x1 and +0 (exact no-ops on these non-negative integers):
+    # this is the hot loop of every run, over every pixel of every band and date. Converting inside
+    # the multiply (dtype=float32) gives the same bits as astype(float32) followed by *= scale.
+    out = np.empty(raw.shape, np.float32) if out is None else out
     if scale != 1.0:
-        out *= np.float32(scale)
+        np.multiply(raw, np.float32(scale), out=out, dtype=np.float32, casting="unsafe")
+    else:
+        np.copyto(out, raw, casting="unsafe")
     if offset != 0.0:
         out += np.float32(offset)
     if nodata is not None and not np.isnan(nodata):
@@ -145,7 +154,18 @@ def _read_block(path: str, window: Window, nodata: float | None, scale: float, o
 def _read_bands(sources: tuple[tuple[str, float | None, float, float], ...], window: Window) -> np.ndarray:
     """All bands of one date and block, (band, y, x): one task instead of one per band, so the
     mask and index that follow see every band of a pixel in one chunk."""
-    return np.stack([_read_block(path, window, nodata, scale, offset) for path, nodata, scale, offset in sources])
+    out = np.empty((len(sources), int(window.height), int(window.width)), np.float32)
+    for k, (path, nodata, scale, offset) in enumerate(sources):
+        _read_block(path, window, nodata, scale, offset, out=out[k])
+    return out
+
+
+def _read_masked_ndvi(sources: tuple, window: Window, exclude_classes: tuple[int, ...]) -> np.ndarray:
+    """Masked NDVI of one date and block, (y, x), from the red, NIR and quality files' integers."""
+    red, nir, quality = sources
+    raws = [None if s is None else _read_raw(s[0], window) for s in sources]
+    return indices.masked_ndvi_from_raw(raws[0], raws[1], raws[2], red[1:], nir[1:],
+                                        None if quality is None else quality[1:], exclude_classes)
 
 
 def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 1024) -> xr.DataArray:
@@ -183,3 +203,47 @@ def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 
     )
     cube.attrs.update(crs=grid.crs, transform=tuple(t)[:6])
     return cube
+
+
+def open_masked_ndvi(scenes: pd.DataFrame, grid: Grid, window: Window, red: str, nir: str, quality: str | None,
+                     exclude_classes: tuple[int, ...] | list[int], chunk_px: int = 1024) -> xr.DataArray:
+    """``indices.masked_ndvi(open_cube(...), red, nir, quality, exclude_classes)`` -- the same values
+    bit for bit, dims, coords and attrs -- with one task per date and block that decodes the three
+    files and computes the masked NDVI from their integers (``indices.masked_ndvi_from_raw``): no
+    float32 reflectance cube is materialised, and the graph has one layer instead of three."""
+    bands = sorted(scenes["band"].unique())
+    for name in (red, nir) + ((quality,) if quality else ()):
+        if name not in bands:
+            raise MissingBandError(f"band {name!r} not in cube bands {bands}")
+    dates = sorted(scenes["date"].unique())
+    lookup = {(r.date, r.band): r for r in scenes.itertuples()}
+    classes = tuple(int(c) for c in exclude_classes)
+    row_edges = list(range(0, int(window.height), chunk_px)) + [int(window.height)]
+    col_edges = list(range(0, int(window.width), chunk_px)) + [int(window.width)]
+
+    def source(date, band):
+        if band is None:
+            return None
+        r = lookup[(date, band)]
+        return (r.abspath, None if pd.isna(r.nodata) else float(r.nodata), float(r.scale), float(r.offset))
+
+    planes = []
+    for date in dates:
+        sources = (source(date, red), source(date, nir), source(date, quality or None))
+        rows = []
+        for y0, y1 in zip(row_edges[:-1], row_edges[1:]):
+            cols = []
+            for x0, x1 in zip(col_edges[:-1], col_edges[1:]):
+                w = Window(window.col_off + x0, window.row_off + y0, x1 - x0, y1 - y0)
+                block = dask.delayed(_read_masked_ndvi, pure=True)(sources, w, classes)
+                cols.append(da.from_delayed(block, shape=(y1 - y0, x1 - x0), dtype=np.float32))
+            rows.append(cols)
+        planes.append(da.block(rows))
+    data = da.stack(planes)
+    t = grid.transform @ Affine.translation(window.col_off, window.row_off)
+    xs = t.c + t.a * (np.arange(int(window.width)) + 0.5)
+    ys = t.f + t.e * (np.arange(int(window.height)) + 0.5)
+    out = xr.DataArray(data, dims=("time", "y", "x"), coords={"time": pd.DatetimeIndex(dates), "y": ys, "x": xs},
+                       name="ndvi")
+    out.attrs.update(crs=grid.crs, transform=tuple(t)[:6])
+    return out

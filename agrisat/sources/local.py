@@ -28,6 +28,8 @@ from rasterio.transform import Affine, from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from agrisat import indices
+from agrisat.config import ImagerySection
 from agrisat.errors import ImageryError, InputDataError
 from agrisat.io import tiles
 from agrisat.sources import SceneReport
@@ -152,10 +154,26 @@ class LocalTiles:
         return tiles.Grid(crs, from_origin(x0, y1, res, res), round((x1 - x0) / res), round((y1 - y0) / res))
 
     def open_cube(self, scenes: pd.DataFrame, grid: tiles.Grid, window: Window, chunk_px: int = 1024) -> xr.DataArray:
-        if all(_on_grid(r.abspath, grid) for r in scenes.drop_duplicates("abspath").itertuples()) \
-                and not scenes.duplicated(["date", "band"]).any():
+        if self._on_grid(scenes, grid):
             return tiles.open_cube(scenes, grid, window, chunk_px)
         return _warped_cube(scenes, grid, window, chunk_px, self.resampling)
+
+    def _on_grid(self, scenes: pd.DataFrame, grid: tiles.Grid) -> bool:
+        """One file per date and band, each exactly on ``grid``: no warping or mosaicking needed."""
+        return not scenes.duplicated(["date", "band"]).any() and all(
+            _on_grid(p, grid) for p in scenes["abspath"].unique())
+
+    def open_ndvi(self, scenes: pd.DataFrame, grid: tiles.Grid, window: Window, imagery: ImagerySection,
+                  chunk_px: int = 1024) -> xr.DataArray:
+        """Masked NDVI (time, y, x). Files on the grid with an SCL-style quality band take the fused
+        reader (decode + mask + NDVI from the integers, one task per chunk; the same bits as the
+        step-by-step path, tested); mosaics and bit-packed quality bands take the cube path."""
+        im = imagery
+        if im.exclude_bits is None and self._on_grid(scenes, grid):
+            return tiles.open_masked_ndvi(scenes, grid, window, im.red, im.nir, im.quality, im.exclude_classes,
+                                          chunk_px=chunk_px)
+        cube = self.open_cube(scenes, grid, window, chunk_px)
+        return indices.masked_ndvi(cube, im.red, im.nir, im.quality, im.exclude_classes, exclude_bits=im.exclude_bits)
 
     def cube(self, bbox: tuple[float, float, float, float], crs: str, start: pd.Timestamp, end: pd.Timestamp,
              bands: list[str]) -> tuple[xr.DataArray, SceneReport]:
