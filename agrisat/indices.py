@@ -89,15 +89,15 @@ def masked_ndvi_from_raw(red: np.ndarray, nir: np.ndarray, quality: np.ndarray |
             sl = slice(y0, y0 + rows)
             k = min(rows, h - y0)
             rr, nn, bb, tt, to = r[:k], n[:k], bad[:k], tmp[:k], total[:k]
-            _reflectance(red[sl], red_enc, rr)
-            _reflectance(nir[sl], nir_enc, nn)
+            reflectance(red[sl], red_enc, rr)
+            reflectance(nir[sl], nir_enc, nn)
             if quality is None:
                 bb[...] = False
             elif qlut is not None:
                 np.take(qlut, quality[sl], out=bb, mode="clip")
             else:
                 q = np.empty((k, w), np.float32)
-                _reflectance(quality[sl], quality_enc, q)
+                reflectance(quality[sl], quality_enc, q)
                 _nodata_to_nan(quality[sl], quality_enc[0], q)
                 np.logical_or(np.isnan(q), np.isin(q, classes), out=bb)
             for raw, enc in ((red[sl], red_enc), (nir[sl], nir_enc)):
@@ -114,7 +114,7 @@ def masked_ndvi_from_raw(red: np.ndarray, nir: np.ndarray, quality: np.ndarray |
     return out
 
 
-def _reflectance(raw: np.ndarray, enc: Encoding, out: np.ndarray) -> np.ndarray:
+def reflectance(raw: np.ndarray, enc: Encoding, out: np.ndarray) -> np.ndarray:
     """float32(raw) * float32(scale) + float32(offset), skipping x1 and +0 (``io.tiles._read_block``)."""
     _, scale, offset = enc
     if scale != 1.0:
@@ -152,6 +152,6 @@ def _bad_code_table(dtype: np.dtype, enc: Encoding | None, classes: np.ndarray) 
         return None
     codes = np.arange(np.iinfo(dtype).max + 1, dtype=dtype)
     q = np.empty(codes.shape, np.float32)
-    _reflectance(codes, enc, q)
+    reflectance(codes, enc, q)
     _nodata_to_nan(codes, enc[0], q)
     return np.isnan(q) | np.isin(q, classes)

@@ -139,13 +139,7 @@ def _read_block(path: str, window: Window, nodata: float | None, scale: float, o
     # One pass per step, in place, skipping x1 and +0 (exact no-ops on these non-negative integers):
     # this is the hot loop of every run, over every pixel of every band and date. Converting inside
     # the multiply (dtype=float32) gives the same bits as astype(float32) followed by *= scale.
-    out = np.empty(raw.shape, np.float32) if out is None else out
-    if scale != 1.0:
-        np.multiply(raw, np.float32(scale), out=out, dtype=np.float32, casting="unsafe")
-    else:
-        np.copyto(out, raw, casting="unsafe")
-    if offset != 0.0:
-        out += np.float32(offset)
+    out = indices.reflectance(raw, (nodata, scale, offset), np.empty(raw.shape, np.float32) if out is None else out)
     if nodata is not None and not np.isnan(nodata):
         np.copyto(out, np.float32(np.nan), where=raw == nodata)
     return out

@@ -245,11 +245,7 @@ def _read_mosaic(sources: tuple, crs: str, transform: tuple, width: int, height:
                 raise ImageryError(f"{path}: cannot read (warped onto {crs}): {e}") from e
             if nodata is not None:
                 valid &= raw != nodata
-            vals = raw.astype(np.float32)
-            if scale != 1.0:
-                vals *= np.float32(scale)
-            if offset != 0.0:
-                vals += np.float32(offset)
+            vals = indices.reflectance(raw, (nodata, scale, offset), np.empty(raw.shape, np.float32))
             fill = valid & np.isnan(out[i])
             out[i][fill] = vals[fill]
     return out
