@@ -116,8 +116,8 @@ def save(artifact: dict[str, Any], out_dir: Path) -> Path:
 def load(path: Path) -> dict[str, Any]:
     try:
         art = joblib.load(path)
-    except (OSError, EOFError, ValueError) as e:
-        raise InputDataError(f"{path}: cannot load yield model: {e}") from e
+    except Exception as e:  # noqa: BLE001 (a corrupt pickle raises anything from KeyError to UnpicklingError)
+        raise InputDataError(f"{path}: cannot load yield model: {e!r}") from e
     if not isinstance(art, dict) or "models" not in art or "version" not in art:
         raise InputDataError(f"{path}: not an agrisat yield model artifact")
     return art

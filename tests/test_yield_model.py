@@ -124,3 +124,12 @@ def test_trend_baseline_on_real_nass_corn_beats_the_long_run_mean():
     assert rmse(trend) < 0.5 * rmse(mean)
     slope = np.polyfit(train["season"], train["yield_t_ha"], 1)[0]
     assert 1.0 < slope < 3.5
+
+
+def test_a_corrupt_artifact_is_a_named_input_error(tmp_path):
+    from agrisat.errors import InputDataError
+    from pipelines import train_yield
+
+    (tmp_path / "yield-x.joblib").write_bytes(b"nope")  # joblib raises KeyError on this, not OSError
+    with pytest.raises(InputDataError, match="yield-x.joblib: cannot load yield model"):
+        train_yield.load(tmp_path / "yield-x.joblib")
