@@ -101,6 +101,15 @@ class LocalTiles:
         self.grid_crs = grid_crs
         self.resolution = resolution
         self.resampling = Resampling[resampling]
+        self._grids: dict[str, tiles.Grid] = {}  # each file's header, read once (scenes() probes them all)
+
+    def _grid_of(self, path: str) -> tiles.Grid:
+        if path not in self._grids:
+            with rasterio.open(path) as ds:
+                if ds.crs is None:
+                    raise ImageryError("no CRS in the file")
+                self._grids[path] = tiles.Grid(ds.crs.to_string(), ds.transform, ds.width, ds.height)
+        return self._grids[path]
 
     def scenes(self, bands: list[str], start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, SceneReport]:
         """Rows of every usable date in [start, end], all bands present; dates with an unreadable
@@ -109,9 +118,7 @@ class LocalTiles:
         report, bad = SceneReport(), set()
         for r in rows.itertuples():
             try:
-                with rasterio.open(r.abspath) as ds:
-                    if ds.crs is None:
-                        raise ImageryError("no CRS in the file")
+                self._grid_of(r.abspath)
             except (rasterio.errors.RasterioIOError, ImageryError) as e:
                 if r.date not in bad:
                     report.skip(r.date, f"{r.abspath}: cannot open tile: {' '.join(str(e).split())[:200]}")
@@ -126,28 +133,23 @@ class LocalTiles:
                                 "detail": f"{grp['abspath'].nunique()} file(s)"})
         return rows, report
 
-    def grid(self, scenes: pd.DataFrame) -> tiles.Grid:
+    def grid(self, scenes: pd.DataFrame, crs: str | None = None) -> tiles.Grid:
         """The files' own grid when they share one (and no other is asked for); otherwise the
-        union of their footprints on ``grid_crs`` (default: the first file's) at ``resolution``
-        (default: the finest pixel), snapped to whole pixels from the CRS origin."""
-        headers = {}
-        for p in scenes["abspath"].unique():
-            with rasterio.open(p) as ds:
-                headers[p] = (ds.crs.to_string(), ds.transform, ds.width, ds.height)
-        grids = {tiles.Grid(*h) for h in headers.values()}
-        first = next(iter(headers.values()))
-        crs = self.grid_crs or first[0]
-        if len(grids) == 1 and ProjCRS(crs) == ProjCRS(first[0]) and self.resolution in (None, first[1].a):
-            return grids.pop()
-        res = self.resolution or min(abs(h[1].a) for h in headers.values())
+        union of their footprints on ``crs`` (default: ``grid_crs``, else the first file's) at
+        ``resolution`` (default: the finest pixel), snapped to whole pixels from the CRS origin."""
+        grids = [self._grid_of(p) for p in scenes["abspath"].unique()]
+        first = grids[0]
+        crs = crs or self.grid_crs or first.crs
+        if len(set(grids)) == 1 and ProjCRS(crs) == ProjCRS(first.crs) and self.resolution in (None, first.transform.a):
+            return first
+        res = self.resolution or min(abs(g.transform.a) for g in grids)
         x0 = y0 = math.inf
         x1 = y1 = -math.inf
-        for src_crs, t, w, h in headers.values():
-            left, top = t @ (0, 0)
-            right, bottom = t @ (w, h)
+        for g in grids:
+            left, bottom, right, top = g.bounds
             xs, ys = _densified_edges(left, bottom, right, top)
-            if ProjCRS(src_crs) != ProjCRS(crs):
-                xs, ys = Transformer.from_crs(src_crs, crs, always_xy=True).transform(xs, ys)
+            if ProjCRS(g.crs) != ProjCRS(crs):
+                xs, ys = Transformer.from_crs(g.crs, crs, always_xy=True).transform(xs, ys)
             x0, y0, x1, y1 = min(x0, min(xs)), min(y0, min(ys)), max(x1, max(xs)), max(y1, max(ys))
         x0, y0 = math.floor(x0 / res) * res, math.floor(y0 / res) * res
         x1, y1 = math.ceil(x1 / res) * res, math.ceil(y1 / res) * res
@@ -161,7 +163,7 @@ class LocalTiles:
     def _on_grid(self, scenes: pd.DataFrame, grid: tiles.Grid) -> bool:
         """One file per date and band, each exactly on ``grid``: no warping or mosaicking needed."""
         return not scenes.duplicated(["date", "band"]).any() and all(
-            _on_grid(p, grid) for p in scenes["abspath"].unique())
+            self._grid_of(p) == grid for p in scenes["abspath"].unique())
 
     def open_ndvi(self, scenes: pd.DataFrame, grid: tiles.Grid, window: Window, imagery: ImagerySection,
                   chunk_px: int = 1024) -> xr.DataArray:
@@ -179,13 +181,8 @@ class LocalTiles:
              bands: list[str]) -> tuple[xr.DataArray, SceneReport]:
         """The ``ImagerySource`` call: bands over ``bbox`` (in ``crs``, the target grid's CRS)."""
         scenes, report = self.scenes(bands, start, end)
-        grid = LocalTiles(self.index, self.area, grid_crs=crs, resolution=self.resolution).grid(scenes)
+        grid = self.grid(scenes, crs)
         return self.open_cube(scenes, grid, tiles.window_for_bounds(grid, bbox, pad=0)), report
-
-
-def _on_grid(path: str, grid: tiles.Grid) -> bool:
-    with rasterio.open(path) as ds:
-        return tiles.Grid(ds.crs.to_string(), ds.transform, ds.width, ds.height) == grid
 
 
 def _densified_edges(x0: float, y0: float, x1: float, y1: float, n: int = 21) -> tuple[list[float], list[float]]:
