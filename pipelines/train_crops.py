@@ -20,35 +20,21 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from agrisat.cropclassifier import CropProfileClassifier, feature_table
 from agrisat.errors import InputDataError
+from agrisat.io.tables import _dates, _numbers, _read_table
 
 REQUIRED = ("plot_id", "crop", "season_start", "date", "ndvi")
 
 
 def read_labelled(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as e:
-        raise InputDataError(f"{path}: cannot read labelled profiles: {e}") from e
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise InputDataError(f"{path}: labelled profiles lack column(s) {', '.join(missing)}")
+    df = _read_table(path, REQUIRED, "labelled profiles")
     for col in ("season_start", "date"):
-        parsed = pd.to_datetime(df[col], errors="coerce")
-        if parsed.isna().any():
-            row = int(np.flatnonzero(parsed.isna())[0])
-            raise InputDataError(f"{path}: row {row + 2}: unparseable {col} {df[col].iloc[row]!r}")
-        df[col] = parsed
-    ndvi = pd.to_numeric(df["ndvi"], errors="coerce")
-    bad = np.flatnonzero(ndvi.isna() | (ndvi < -1) | (ndvi > 1))
-    if len(bad):
-        raise InputDataError(f"{path}: row {int(bad[0]) + 2}: ndvi {df['ndvi'].iloc[bad[0]]!r} is not a number in [-1, 1]")
-    df["ndvi"] = ndvi
+        df[col] = _dates(df, col, path)
+    df["ndvi"] = _numbers(df, "ndvi", path, min_value=-1.0, max_value=1.0)
     return df
 
 

@@ -45,7 +45,8 @@ def _dates(df: pd.DataFrame, col: str, path: Path) -> pd.Series:
     return parsed
 
 
-def _numbers(df: pd.DataFrame, col: str, path: Path, *, min_value: float | None = None) -> pd.Series:
+def _numbers(df: pd.DataFrame, col: str, path: Path, *, min_value: float | None = None,
+             max_value: float | None = None) -> pd.Series:
     vals = pd.to_numeric(df[col], errors="coerce")
     bad = np.flatnonzero(vals.isna().to_numpy())
     if len(bad):
@@ -56,6 +57,11 @@ def _numbers(df: pd.DataFrame, col: str, path: Path, *, min_value: float | None 
         if len(low):
             i = int(low[0])
             raise InputDataError(f"{path}: row {_row(i)}: {col} {vals.iloc[i]} is below {min_value}")
+    if max_value is not None:
+        high = np.flatnonzero((vals > max_value).to_numpy())
+        if len(high):
+            i = int(high[0])
+            raise InputDataError(f"{path}: row {_row(i)}: {col} {vals.iloc[i]} is above {max_value}")
     return vals.astype(float)
 
 
