@@ -22,6 +22,22 @@ def truth(**kw):
     return season_phenology(double_logistic(t, **kw), 0)
 
 
+def exact_crossings(shape):
+    """The curve's 20% / 80% crossings solved on the continuous double logistic (scipy), as
+    (up20, up80, down80, down20), with the curve's left and right floors and its peak."""
+    from scipy.optimize import brentq
+
+    c = double_logistic(np.arange(0, 400), **shape)
+    k = int(np.argmax(c))
+    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
+
+    def cross(q, lo, a, b):
+        return brentq(lambda x: double_logistic(x, **shape) - (lo + q * (peak - lo)), a, b)
+
+    return (cross(0.2, lo_l, 0, k), cross(0.8, lo_l, 0, k), cross(0.8, lo_r, k, 399), cross(0.2, lo_r, k, 399),
+            lo_l, lo_r, peak)
+
+
 def observe(seed, clouds=0, gap=False, **kw):
     rng = np.random.default_rng(seed)
     days = np.arange(rng.integers(0, STEP), 400, STEP)
@@ -85,33 +101,19 @@ def test_a_season_across_the_new_year_is_measured_in_absolute_days():
 def test_the_reference_dates_are_the_curves_own_crossings(shape):
     """``truth`` is not circular: on the noise-free curve our start, middle and end equal the
     crossings of the 20% and 80% levels solved on the continuous double logistic."""
-    from scipy.optimize import brentq
-
-    t = np.arange(0, 400)
-    c = double_logistic(t, **shape)
-    k = int(np.argmax(c))
-    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
-    def cross(q, lo, a, b):
-        return brentq(lambda x: double_logistic(x, **shape) - (lo + q * (peak - lo)), a, b)
+    up20, up80, dn80, dn20, *_ = exact_crossings(shape)
     want = truth(**shape)
-    assert want["sos_day"] == pytest.approx(cross(0.2, lo_l, 0, k), abs=0.05)
-    assert want["eos_day"] == pytest.approx(cross(0.2, lo_r, k, 399), abs=0.05)
-    assert want["peak_day"] == pytest.approx((cross(0.8, lo_l, 0, k) + cross(0.8, lo_r, k, 399)) / 2, abs=0.05)
+    assert want["sos_day"] == pytest.approx(up20, abs=0.05)
+    assert want["eos_day"] == pytest.approx(dn20, abs=0.05)
+    assert want["peak_day"] == pytest.approx((up80 + dn80) / 2, abs=0.05)
 
 
 def test_rates_length_and_integral_match_the_continuous_curve():
     from scipy.integrate import quad
-    from scipy.optimize import brentq
 
     shape = {"up": 100.0, "down": 250.0}
-    t = np.arange(0, 400)
-    c = double_logistic(t, **shape)
-    k = int(np.argmax(c))
-    lo_l, lo_r, peak = c[: k + 1].min(), c[k:].min(), c.max()
-    def cross(q, lo, a, b):
-        return brentq(lambda x: double_logistic(x, **shape) - (lo + q * (peak - lo)), a, b)
-    got = season_phenology(c, 0)
-    up20, up80, dn80, dn20 = cross(0.2, lo_l, 0, k), cross(0.8, lo_l, 0, k), cross(0.8, lo_r, k, 399), cross(0.2, lo_r, k, 399)
+    got = season_phenology(double_logistic(np.arange(0, 400), **shape), 0)
+    up20, up80, dn80, dn20, lo_l, lo_r, peak = exact_crossings(shape)
     assert got["greenup_rate"] == pytest.approx(0.6 * (peak - lo_l) / (up80 - up20), rel=1e-3)
     assert got["senescence_rate"] == pytest.approx(-0.6 * (peak - lo_r) / (dn20 - dn80), rel=1e-3)
     assert got["season_length_days"] == pytest.approx(dn20 - up20, abs=0.05)
