@@ -19,12 +19,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 from sklearn.model_selection import GroupKFold
 
 from agrisat.cropclassifier import CropProfileClassifier, feature_table
-from agrisat.errors import InputDataError
+from agrisat.io import artifacts
 from agrisat.io.tables import _dates, _numbers, _read_table
 
 REQUIRED = ("plot_id", "crop", "season_start", "date", "ndvi")
@@ -96,19 +95,8 @@ def train(labelled: pd.DataFrame, params: dict[str, Any] | None = None, *, valid
 
 
 def save(artifact: dict[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"crops-{artifact['version']}.joblib"
-    joblib.dump(artifact, path)
-    path.with_suffix(".json").write_text(json.dumps({k: v for k, v in artifact.items() if k != "model"},
-                                                    indent=2, sort_keys=True))
-    return path
+    return artifacts.save(artifact, out_dir, "crops", "model")
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        art = joblib.load(path)
-    except Exception as e:  # noqa: BLE001 (a corrupt pickle raises anything from KeyError to UnpicklingError)
-        raise InputDataError(f"{path}: cannot load crop classifier: {e}") from e
-    if not isinstance(art, dict) or not isinstance(art.get("model"), CropProfileClassifier):
-        raise InputDataError(f"{path}: not an agrisat crop classifier artifact")
-    return art
+    return artifacts.load(path, "crop classifier", lambda a: isinstance(a.get("model"), CropProfileClassifier))

@@ -18,10 +18,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
 from agrisat.errors import InputDataError
+from agrisat.io import artifacts
 from agrisat.yieldmodel import QuantileYieldModel, region_average_baseline, score, trend_baseline
 
 FEATURES = ("peak_ndvi", "season_integral", "season_precip_mm", "season_tmean_c")
@@ -105,22 +105,11 @@ def train(history: pd.DataFrame, params: dict[str, Any] | None = None, *, valida
 
 
 def save(artifact: dict[str, Any], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"yield-{artifact['version']}.joblib"
-    joblib.dump(artifact, path)
-    meta = {k: v for k, v in artifact.items() if k != "models"}
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-    return path
+    return artifacts.save(artifact, out_dir, "yield", "models")
 
 
 def load(path: Path) -> dict[str, Any]:
-    try:
-        art = joblib.load(path)
-    except Exception as e:  # noqa: BLE001 (a corrupt pickle raises anything from KeyError to UnpicklingError)
-        raise InputDataError(f"{path}: cannot load yield model: {e!r}") from e
-    if not isinstance(art, dict) or "models" not in art or "version" not in art:
-        raise InputDataError(f"{path}: not an agrisat yield model artifact")
-    return art
+    return artifacts.load(path, "yield model", lambda a: "models" in a and "version" in a)
 
 
 def predict(artifact: dict[str, Any], features: pd.DataFrame) -> pd.DataFrame:
