@@ -141,7 +141,7 @@ class ImagerySection(_Frozen):
         return {**{k: prof[k] for k in keys}, **data}
 
     @model_validator(mode="after")
-    def _remote_settings(self) -> "ImagerySection":
+    def _grid_and_remote_settings(self) -> "ImagerySection":
         if self.grid_crs is not None:
             from pyproj import CRS
             from pyproj.exceptions import CRSError

@@ -119,10 +119,10 @@ def open_imagery(cfg: RunConfig, plots: gpd.GeoDataFrame, bands: list[str]) -> t
         res = im.resolution or 10.0
         bbox = snap_bbox(tuple(plots.to_crs(crs).total_bounds), res)
         bbox = (bbox[0] - res, bbox[1] - res, bbox[2] + res, bbox[3] + res)  # one pixel of margin
-        source, settings = _remote_source(cfg, res)
+        folder = cfg.run.output_dir / ".imagery"  # fetched scenes and the Sentinel Hub response cache
+        source, settings = _remote_source(cfg, res, folder)
         key = fetch.request_key(settings, bbox, crs, start, end, bands)
-        index_path, fetched = fetch.fetch_to_folder(source, key, cfg.run.output_dir / ".imagery", bbox, crs, start, end,
-                                                    bands, area=area)
+        index_path, fetched = fetch.fetch_to_folder(source, key, folder, bbox, crs, start, end, bands, area=area)
         index = tiles.read_index(index_path)
     src = local.LocalTiles(index, area, grid_crs=im.grid_crs, resolution=im.resolution)
     chosen, report = src.scenes(bands, start, end)
@@ -131,13 +131,13 @@ def open_imagery(cfg: RunConfig, plots: gpd.GeoDataFrame, bands: list[str]) -> t
     return src, chosen, report, src.grid(chosen)
 
 
-def _remote_source(cfg: RunConfig, resolution: float):
+def _remote_source(cfg: RunConfig, resolution: float, folder: Path):
     im = cfg.imagery
     if im.source == "sentinelhub":
         from agrisat.sources.sentinelhub import SentinelHubSource
 
         sh = im.sentinelhub
-        src = SentinelHubSource(cfg.run.output_dir / ".imagery" / "sentinelhub-cache", base_url=sh.base_url,
+        src = SentinelHubSource(folder / "sentinelhub-cache", base_url=sh.base_url,
                                 token_url=sh.token_url, deployment=sh.deployment, resolution=resolution,
                                 max_cloud_cover=sh.max_cloud_cover, max_attempts=sh.max_attempts,
                                 backoff_s=sh.backoff_s, timeout_s=sh.timeout_s)
