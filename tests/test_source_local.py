@@ -15,7 +15,7 @@ from rasterio.warp import calculate_default_transform, reproject
 from rasterio.windows import Window
 
 from agrisat import indices, zonal
-from agrisat.errors import ImageryError
+from agrisat.errors import ImageryError, InputDataError
 from agrisat.io import tiles
 from agrisat.sources.local import LocalTiles, scan_folder
 from conftest import ROOT, write_band
@@ -153,3 +153,12 @@ def test_landsat_collection2_files_scale_offset_and_qa_bits(tmp_path):
     want[:12] = np.nan
     want[20, 20] = np.nan
     np.testing.assert_array_equal(nd, want)
+
+
+def test_folder_scan_errors_name_the_folder(tmp_path):
+    with pytest.raises(InputDataError, match=f"{tmp_path / 'nope'}: imagery folder not found"):
+        scan_folder(tmp_path / "nope")
+    (tmp_path / "misc").mkdir()
+    (tmp_path / "misc" / "photo.tif").write_bytes(b"x")
+    with pytest.raises(ImageryError, match=f"{tmp_path}: no GeoTIFF matches the 'agrisat' layout"):
+        scan_folder(tmp_path)
