@@ -67,7 +67,7 @@ Encoding = tuple  # (nodata or None, scale, offset) of one band's file, as in th
 
 def masked_ndvi_from_raw(red: np.ndarray, nir: np.ndarray, quality: np.ndarray | None,
                          red_enc: Encoding, nir_enc: Encoding, quality_enc: Encoding | None,
-                         exclude_classes: Sequence[int]) -> np.ndarray:
+                         exclude_classes: Sequence[int], out: np.ndarray | None = None) -> np.ndarray:
     """``masked_ndvi`` of one 2-D block straight from the files' digital numbers: the same float32
     values, bit for bit, as decoding each band to reflectance (``io.tiles`` semantics: x scale, +
     offset, NaN at nodata), masking the quality classes and taking the NDVI -- without materialising
@@ -75,9 +75,10 @@ def masked_ndvi_from_raw(red: np.ndarray, nir: np.ndarray, quality: np.ndarray |
 
     Work runs on strips of ~64k pixels so every temporary stays in cache; the quality test is one
     lookup per pixel in a table of the integer codes built with the same float32 operations.
+    ``out``: a (h, w) float32 array to write into (a new one by default).
     """
     h, w = red.shape
-    out = np.empty((h, w), np.float32)
+    out = np.empty((h, w), np.float32) if out is None else out
     classes = np.asarray(exclude_classes, dtype=np.float32)
     qlut = _bad_code_table(quality.dtype, quality_enc, classes) if quality is not None else None
     rows = max(1, (1 << 16) // max(w, 1))

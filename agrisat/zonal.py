@@ -1,15 +1,29 @@
-"""Per-plot statistics of a (time, y, x) cube: the hot path.
+"""Per-plot statistics of a (time, y, x) NDVI cube: the hot path.
 
-Design: plots are batched by the grid block that holds their centre. One task per batch reads the
-batch's window (all dates), rasterizes each plot *once* (pixel-centre rule) and reduces every date
-from the same pixel index. A plot that crosses a chunk boundary is read whole inside its batch
-window, so the result does not depend on chunking; overlapping plots are each read in full.
-Statistics are accumulated in float64 so results are identical on any scheduler.
+Design -- rasterize once, then one pass per date:
+
+1. Every plot belongs to the *strip* (a band of whole rows, the cube's row chunks) that holds its
+   last row. One task per strip rasterizes its plots once (pixel-centre rule, ``_centre_pixels``)
+   into a gather index: per padded width class, a (plots, width) array of flat pixel positions in
+   the window, padded with the position of a NaN sentinel (``_strip_index``).
+2. One task per date fills a window-sized NDVI plane strip by strip -- reading the files itself (a
+   ``RowSource`` such as ``io.tiles.NdviFiles``) or copying the cube's chunks -- and reduces each
+   strip's plots as soon as their last strip is in: gather, sort, percentiles, sums
+   (``_strip_stats``). The strip just decoded is still in cache when it is gathered.
+
+So every pixel is decoded once, memory holds one date's plane per running task (it does not grow with
+the dates), a plot cut by a chunk or strip boundary is read whole from the plane, overlapping plots
+each keep all their pixels, and a plot's numbers depend only on its own pixels: the same on any
+scheduler, chunking or set of dates. Statistics are accumulated in float64.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import operator
+import threading
+from collections.abc import Callable
+from typing import Protocol
 
 import dask
 import dask.array as da
@@ -24,16 +38,34 @@ from rasterio.transform import Affine
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
 COVERAGE_COLUMNS = ("cov_mean", "cov_weight")
 _FLOAT_STATS = ("valid_fraction", "mean", "std", "median", "p10", "p90")
-# NDVI bytes the chunk-row streaming may hold at once (local schedulers); more dates than fit are
-# reduced in groups of dates.
-_STREAM_BYTES = 1 << 30
-# Values per work block of the reduction (dates x plots x padded width): ~1 MB of float32, so every
+# Values per work block of the reduction (plots x padded width): ~1 MB of float32, so every
 # temporary stays in cache and is recycled by the allocator instead of being page-faulted afresh.
 _BLOCK_VALUES = 1 << 20
+# Rows per strip for an in-memory (numpy) cube; dask cubes use their row chunks, sources strip_px.
+_NUMPY_STRIP_PX = 1024
+_QUANTILES = np.array([0.10, 0.50, 0.90])  # p10, median, p90 (np.percentile's 'linear' method)
+
+RowReader = Callable[[int, int, np.ndarray], None]  # (y0, y1, out): write window rows [y0, y1) into out
+
+
+class RowSource(Protocol):
+    """A reader that decodes the NDVI itself, one date and strip of rows at a time (the pipeline's
+    ``io.tiles.NdviFiles``): ``plot_timeseries`` then runs one task per date that reads its own rows,
+    with no chunk of the cube ever passing through the scheduler."""
+
+    dates: pd.DatetimeIndex
+    transform: tuple  # the window's affine transform (6 numbers)
+    height: int
+    width: int
+    strip_px: int  # rows per read
+
+    def open_date(self, t: int) -> contextlib.AbstractContextManager[RowReader]:
+        """Open date ``t``'s files; the reader writes NDVI rows [y0, y1) into a (y1 - y0, width) float32 array."""
+        ...
 
 
 def plot_timeseries(
-    ndvi: xr.DataArray, plots: gpd.GeoDataFrame, group_px: int = 512, coverage: bool = False
+    ndvi: xr.DataArray | RowSource, plots: gpd.GeoDataFrame, group_px: int = 512, coverage: bool = False
 ) -> pd.DataFrame:
     """Statistics per plot and date: ``plot_id, date`` + STAT_COLUMNS.
 
@@ -41,192 +73,238 @@ def plot_timeseries(
     the polygon) and ``cov_weight`` (the valid weight, in pixels): plots smaller than a pixel then keep
     a value instead of vanishing. It costs one polygon-pixel intersection per pixel of the plot's box.
 
-    ``ndvi`` has dims (time, y, x) and attrs ``transform`` (its own window); ``plots`` are in the
-    cube's CRS. Computes with the active dask scheduler. ``n_pixels`` counts pixel centres inside the
-    polygon (0 for a plot smaller than a pixel or outside the grid: its stats are NaN, never invented).
+    ``ndvi`` is a (time, y, x) DataArray with attrs ``transform`` (its own window), numpy- or
+    dask-backed, or a ``RowSource``; ``plots`` are in its CRS. ``group_px``: plots are gathered in
+    blocks of this many columns (cache locality; no number depends on it). Computes with the active
+    dask scheduler. ``n_pixels`` counts pixel centres inside the polygon (0 for a plot smaller than a
+    pixel or outside the grid: its stats are NaN, never invented).
     """
-    transform = Affine(*ndvi.attrs["transform"])
-    height, width = ndvi.sizes["y"], ndvi.sizes["x"]
-    dates = pd.DatetimeIndex(ndvi["time"].values)
-    data = ndvi.transpose("time", "y", "x").data
+    if isinstance(ndvi, xr.DataArray):
+        transform = Affine(*ndvi.attrs["transform"])
+        data = ndvi.transpose("time", "y", "x").data
+        dates = pd.DatetimeIndex(ndvi["time"].values)
+        height, width = ndvi.sizes["y"], ndvi.sizes["x"]
+        strip_rows = data.chunks[1] if isinstance(data, da.Array) else _even(height, _NUMPY_STRIP_PX)
+    else:
+        transform, data, dates = Affine(*ndvi.transform), None, pd.DatetimeIndex(ndvi.dates)
+        height, width = ndvi.height, ndvi.width
+        strip_rows = _even(height, ndvi.strip_px)
+    row_edges = tuple(int(e) for e in np.cumsum((0,) + tuple(strip_rows)))
     n_t, n = len(dates), len(plots)
 
+    # Each plot's first and last possible row (from its bounds' corners), then its strip: the one
+    # holding its last row, so its rows are all in the plane once that strip is read.
+    b = shapely.bounds(plots.geometry.values)
     inv = ~transform
-    b = plots.geometry.bounds.to_numpy()
-    # Pixel window of each plot: columns from x, rows from y (north-up: top row is max y).
-    c0, r0 = inv @ (b[:, 0], b[:, 3])
-    c1, r1 = inv @ (b[:, 2], b[:, 1])
-    with np.errstate(invalid="ignore"):  # empty geometries have NaN bounds: they land in batch 0
-        col0 = np.clip(np.nan_to_num(np.floor(np.minimum(c0, c1))), 0, width).astype(int)
-        col1 = np.clip(np.nan_to_num(np.ceil(np.maximum(c0, c1))), 0, width).astype(int)
-        row0 = np.clip(np.nan_to_num(np.floor(np.minimum(r0, r1))), 0, height).astype(int)
-        row1 = np.clip(np.nan_to_num(np.ceil(np.maximum(r0, r1))), 0, height).astype(int)
-    key = ((row0 + row1) // 2 // group_px) * (width // group_px + 1) + (col0 + col1) // 2 // group_px
+    corner_rows = np.stack([inv.d * b[:, i] + inv.e * b[:, j] + inv.f for i, j in ((0, 1), (0, 3), (2, 1), (2, 3))])
+    with np.errstate(invalid="ignore"):  # empty geometries have NaN bounds: they land in strip 0
+        first_row = np.clip(np.nan_to_num(np.floor(corner_rows.min(axis=0))), 0, height - 1).astype(np.int64)
+        last_row = np.clip(np.nan_to_num(np.ceil(corner_rows.max(axis=0)) - 1), 0, height - 1).astype(np.int64)
+    strip = np.searchsorted(row_edges, last_row, side="right") - 1
+    members = {k: m for k in range(len(strip_rows)) if len(m := np.flatnonzero(strip == k))}
+    strips = tuple(members)
+    # Strips no plot touches are never read.
+    touched = np.zeros(len(strip_rows) + 1, np.int64)
+    np.add.at(touched, np.searchsorted(row_edges, first_row, side="right") - 1, 1)
+    np.add.at(touched, strip + 1, -1)
+    needed = tuple(bool(v) for v in np.cumsum(touched)[:-1] > 0)
+    spec = (row_edges, width, strips, needed)
 
-    wkb_all = shapely.to_wkb(plots.geometry.values)
-    order = np.argsort(key, kind="stable")
-    starts = np.flatnonzero(np.r_[True, np.diff(key[order]) != 0]) if n else np.empty(0, int)
-    streamed = isinstance(data, da.Array) and not _on_distributed()
-    if streamed:
-        y_edges = np.cumsum((0,) + data.chunks[1])
-        x_edges = np.cumsum((0,) + data.chunks[2])
-    batches, tasks, specs = [], [], []
-    for members in np.split(order, starts[1:]) if n else []:
-        # Clipped to the grid; a batch of plots wholly outside still gets a 1-pixel window.
-        wr0 = min(int(row0[members].min()), height - 1)
-        wc0 = min(int(col0[members].min()), width - 1)
-        wr1 = min(max(int(row1[members].max()), wr0 + 1), height)
-        wc1 = min(max(int(col1[members].max()), wc0 + 1), width)
-        wt = tuple(transform @ Affine.translation(wc0, wr0))[:6]
-        batches.append(members)
-        if streamed:
-            iy0, iy1 = np.searchsorted(y_edges, wr0, "right") - 1, np.searchsorted(y_edges, wr1, "left")
-            ix0, ix1 = np.searchsorted(x_edges, wc0, "right") - 1, np.searchsorted(x_edges, wc1, "left")
-            crop = (wr0 - int(y_edges[iy0]), wc0 - int(x_edges[ix0]), wr1 - wr0, wc1 - wc0)
-            specs.append((int(iy0), int(iy1), int(ix0), int(ix1), crop, wt, wkb_all[members]))
-            continue
-        block = data[:, wr0:wr1, wc0:wc1]
-        if isinstance(block, da.Array):
-            # Hand the batch its chunks as separate Delayed pieces on the *shared* graph: passing the
-            # array itself makes dask optimise a private copy per batch and decode each file again.
-            block = block.to_delayed(optimize_graph=False).tolist()
-        # Geometries travel as one object array of WKB (dask does not walk it like a list).
-        tasks.append(dask.delayed(_batch_stats, pure=True)(block, wt, wkb_all[members], coverage))
-
-    if streamed:
-        # Dates in groups small enough that the chunk rows held while streaming (about three: the
-        # row being read and the two that straddling batches still need) fit in _STREAM_BYTES.
-        # Statistics are per plot and date, so grouping changes no number; each group rasterizes
-        # its batches again (cheap next to decoding).
-        row_bytes = 3 * max(data.chunks[1]) * width * np.dtype(data.dtype).itemsize
-        step = max(1, int(_STREAM_BYTES // max(row_bytes, 1)))
-        t_edges = np.cumsum((0,) + data.chunks[0])
-        cuts = [0]
-        for e in t_edges[1:]:  # group edges on time-chunk edges
-            if e - cuts[-1] >= step or e == t_edges[-1]:
-                cuts.append(int(e))
-        cuts = cuts if len(cuts) > 1 else [0, 0]
-        parts = [_stream_chunk_rows(data[a:b], specs, coverage) for a, b in zip(cuts[:-1], cuts[1:])]
-        results = [{k: (v if k == "n_pixels" else np.concatenate([p[i][k] for p in parts], axis=1))
-                    for k, v in parts[0][i].items()} for i in range(len(specs))]
+    lazy = data is None or isinstance(data, da.Array)
+    call = (lambda f: dask.delayed(f, pure=True)) if lazy else (lambda f: f)
+    wkb_all = shapely.to_wkb(plots.geometry.values)  # one object array per strip: dask does not walk it
+    t6 = tuple(transform)[:6]
+    indexes = [call(_strip_index)(wkb_all[members[k]], t6, height, width, row_edges[k + 1], group_px, coverage)
+               for k in strips]
+    n_pixels = [call(operator.getitem)(ix, "n_pixels") for ix in indexes]  # the index itself stays on the workers
+    spaces = _Workspaces()
+    if data is None:
+        t_starts = list(range(n_t))
+        tasks = [call(_source_task)(ndvi, t, spec, indexes, coverage, spaces) for t in range(n_t)]
+    elif lazy:
+        # Each time chunk's pieces as Delayed keys of the cube's own graph (one decode per chunk).
+        pieces = data.to_delayed(optimize_graph=False)
+        t_starts = [int(s) for s in np.cumsum((0,) + data.chunks[0])[:-1]]
+        tasks = [call(_chunk_task)(pieces[tc].tolist(), spec, indexes, coverage, spaces) for tc in range(pieces.shape[0])]
     else:
-        # optimize_graph=False: graph optimisation would fuse a chunk's read into every batch that
-        # slices it, decoding the same file once per batch instead of once.
-        results = dask.compute(*tasks, optimize_graph=False)
-    cols = {k: np.full((n, n_t), np.nan) for k in _FLOAT_STATS + (COVERAGE_COLUMNS if coverage else ())}
-    cols["count"] = np.zeros((n, n_t), np.int64)
-    n_pixels = np.zeros(n, np.int64)
-    for members, res in zip(batches, results):
-        n_pixels[members] = res["n_pixels"]
-        for k, v in res.items():
-            if k != "n_pixels":
-                cols[k][members] = v
-    # Long format in the plots' order, then date (deterministic whatever the batching).
-    out = pd.DataFrame({"plot_id": np.repeat(plots["plot_id"].to_numpy(), n_t),
+        arr = np.asarray(data)
+        t_starts = [0]
+        tasks = [_chunk_task([[arr[:, a:z, :]] for a, z in zip(row_edges[:-1], row_edges[1:])], spec, indexes, coverage,
+                             spaces)]
+    if lazy:
+        # optimize_graph=False: fusing would hand a chunk's read to every task that uses it.
+        n_pixels, tasks = dask.compute(n_pixels, tasks, optimize_graph=False)
+
+    names = _FLOAT_STATS + ("count",) + (COVERAGE_COLUMNS if coverage else ())
+    cols = {k: np.full((n_t, n), np.nan) for k in names}
+    cols["count"] = np.zeros((n_t, n), np.int64)
+    npx = np.zeros(n, np.int64)
+    for k, v in zip(strips, n_pixels):
+        npx[members[k]] = v
+    for t0, per_date in zip(t_starts, tasks):
+        for j, per_strip in enumerate(per_date):
+            for k, res in zip(strips, per_strip):
+                for name, v in res.items():
+                    cols[name][t0 + j, members[k]] = v
+    # Long format in the plots' order, then date (deterministic whatever the strips or chunks).
+    out = pd.DataFrame({"plot_id": plots["plot_id"].array.take(np.repeat(np.arange(n), n_t)),
                         "date": np.tile(dates.to_numpy(), n)})
-    out["n_pixels"] = np.repeat(n_pixels, n_t)
+    out["n_pixels"] = np.repeat(npx, n_t)
     for col in STAT_COLUMNS[1:] + (COVERAGE_COLUMNS if coverage else ()):
-        out[col] = cols[col].ravel()
+        out[col] = cols[col].T.ravel()
     return out
 
 
-def _stream_chunk_rows(data: da.Array, specs: list[tuple], coverage: bool) -> list[dict[str, np.ndarray]]:
-    """Local schedulers: walk the cube one chunk row at a time (all dates), so memory holds only the
-    chunk rows that unfinished batches still need -- two rows for batches smaller than a chunk --
-    instead of whatever the scheduler's ordering lets pile up (the whole cube, measured).
-
-    Step k computes chunk row k together with the batches whose last chunk row is k - 1 (reads and
-    statistics overlap on the worker threads), then drops rows no pending batch needs. Every chunk is
-    decoded once; a batch gets the whole chunks it overlaps and crops them itself (no getitem tasks).
-    On a cluster the single-graph path is used instead: there a whole chunk would travel to every
-    batch that touches it.
-    """
-    n_rows, n_tc, n_xc = len(data.chunks[1]), len(data.chunks[0]), len(data.chunks[2])
-    y_edges = np.cumsum((0,) + data.chunks[1])
-    first = np.array([sp[0] for sp in specs], dtype=np.int64)
-    last = np.array([sp[1] - 1 for sp in specs], dtype=np.int64)
-    loaded: dict[int, list[list[np.ndarray]]] = {}  # chunk row -> [time chunk][x chunk] arrays
-    results: list = [None] * len(specs)
-    for k in range(n_rows + 1):
-        reads = []
-        if k < n_rows and ((first <= k) & (last >= k)).any():  # rows no plot touches are never read
-            # to_delayed(optimize_graph=True) culls the graph to this row's reads (one decode each).
-            reads = data[:, int(y_edges[k]):int(y_edges[k + 1]), :].to_delayed(optimize_graph=True).ravel().tolist()
-        ready = np.flatnonzero(last == k - 1)
-        calls = []
-        for i in ready:
-            iy0, iy1, ix0, ix1, crop, wt, wkb = specs[i]
-            pieces = [[[loaded[r][tc][c] for c in range(ix0, ix1)] for r in range(iy0, iy1)] for tc in range(n_tc)]
-            calls.append(dask.delayed(_batch_stats, pure=False)(pieces, wt, wkb, coverage, crop))
-        out = dask.compute(*reads, *calls, optimize_graph=False)
-        if reads:
-            loaded[k] = [list(out[tc * n_xc:(tc + 1) * n_xc]) for tc in range(n_tc)]
-        for i, res in zip(ready, out[len(reads):]):
-            results[i] = res
-        pending = last >= k  # batches that run at a later step
-        keep_from = int(first[pending].min()) if pending.any() else n_rows
-        for r in [r for r in loaded if r < keep_from]:
-            del loaded[r]
-    return results
+def _even(total: int, step: int) -> tuple[int, ...]:
+    """``total`` rows in strips of ``step`` (the last one shorter)."""
+    return tuple(min(step, total - a) for a in range(0, total, step)) or (0,)
 
 
-def _on_distributed() -> bool:
-    """True when the active dask scheduler is a distributed Client's."""
-    sched = dask.base.get_scheduler()
-    return type(getattr(sched, "__self__", None)).__module__.split(".")[0] == "distributed"
+class _Workspaces:
+    """Work arrays (the date's plane and the reduction's block buffers) handed from one date task to
+    the next within one ``plot_timeseries`` call. Fresh large arrays are page-faulted on first touch,
+    and the page faults of threads of one process serialise in the kernel: allocating them per task
+    and per block made the second worker add ~40% instead of ~100% (measured). A pickled copy (in
+    another process) starts empty; the arrays are freed with the call's graph."""
+
+    def __init__(self) -> None:
+        self._free: list[tuple[np.ndarray, ...]] = []
+        self._lock = threading.Lock()
+
+    def __reduce__(self) -> tuple:
+        return (_Workspaces, ())
+
+    def __dask_tokenize__(self) -> str:
+        return "zonal-workspaces"
+
+    @contextlib.contextmanager
+    def get(self, plane_size: int, block: int):
+        """(plane float32, block float32, block float64, block bool), at least these sizes."""
+        with self._lock:
+            ws = self._free.pop() if self._free else None
+        if ws is None or ws[0].size < plane_size or ws[1].size < block:
+            ws = (np.empty(plane_size, np.float32), np.empty(block, np.float32), np.empty(block, np.float64),
+                  np.empty(block, bool))
+        try:
+            yield (ws[0][:plane_size],) + ws[1:]
+        finally:
+            with self._lock:
+                self._free.append(ws)
 
 
-def _window(pieces: np.ndarray | list, crop: tuple[int, int, int, int] | None = None) -> tuple[np.ndarray, int, int]:
-    """The batch window as one (n_t, h * w + 1) float32 array, pixels row-major, whose last column is
-    NaN (the padding sentinel), built with one copy from dask's nested chunk pieces (t, y, x).
-    ``crop`` = (row, col, h, w) of the window inside the pieces' mosaic (None: all of it)."""
-    if not isinstance(pieces, list):
-        pieces = [[[pieces]]]
-    n_t = sum(tp[0][0].shape[0] for tp in pieces)
-    if crop is None:
-        crop = (0, 0, sum(row[0].shape[1] for row in pieces[0]), sum(p.shape[2] for p in pieces[0][0]))
-    r0, c0, h, w = crop
-    buf = np.empty((n_t, h * w + 1), np.float32)
-    buf[:, -1] = np.nan
-    grid = buf[:, : h * w].reshape(n_t, h, w)
-    t0 = 0
-    for tp in pieces:
-        dt = tp[0][0].shape[0]
-        y0 = 0  # piece origin in the mosaic
-        for row in tp:
-            ph = row[0].shape[1]
-            ya, yb = max(y0, r0), min(y0 + ph, r0 + h)
+def _source_task(source: RowSource, t: int, spec: tuple, indexes: list[dict], coverage: bool,
+                 spaces: _Workspaces) -> list[list[dict]]:
+    """One date of a ``RowSource``: its files are opened once, read strip by strip into the plane."""
+    with source.open_date(t) as read:
+        return [_reduce_date(read, spec, indexes, coverage, spaces)]
+
+
+def _chunk_task(pieces: list, spec: tuple, indexes: list[dict], coverage: bool,
+                spaces: _Workspaces) -> list[list[dict]]:
+    """The dates of one time chunk of a cube: ``pieces[row chunk][col chunk]`` arrays (dates, h, w)."""
+    row_edges = spec[0]
+
+    def reader(j: int) -> RowReader:
+        def read(y0: int, y1: int, out: np.ndarray) -> None:
+            row = pieces[row_edges.index(y0)]
             x0 = 0
             for p in row:
-                pw = p.shape[2]
-                xa, xb = max(x0, c0), min(x0 + pw, c0 + w)
-                if ya < yb and xa < xb:
-                    grid[t0:t0 + dt, ya - r0:yb - r0, xa - c0:xb - c0] = p[:, ya - y0:yb - y0, xa - x0:xb - x0]
-                x0 += pw
-            y0 += ph
-        t0 += dt
-    return buf, h, w
+                out[:, x0:x0 + p.shape[2]] = p[j]
+                x0 += p.shape[2]
+        return read
+
+    return [_reduce_date(reader(j), spec, indexes, coverage, spaces) for j in range(pieces[0][0].shape[0])]
 
 
-def _batch_stats(block: np.ndarray | list, transform: Sequence[float], wkb: np.ndarray,
-                 coverage: bool = False, crop: tuple[int, int, int, int] | None = None) -> dict[str, np.ndarray]:
-    """Rasterize the batch once, then reduce every date with the same pixel index.
+def _reduce_date(read: RowReader, spec: tuple, indexes: list[dict], coverage: bool,
+                 spaces: _Workspaces) -> list[dict]:
+    """Fill one date's plane strip by strip and reduce each strip's plots once their last strip is in.
+    Returns one dict of (plots,) arrays per strip that has plots."""
+    row_edges, width, strips, needed = spec
+    widest = max((ix.shape[1] for index in indexes for _, ix in index["classes"]), default=0)
+    with spaces.get(row_edges[-1] * width + 1, max(_BLOCK_VALUES, widest)) as (plane, *blocks):
+        plane[-1] = np.nan  # the padding sentinel every gather index points past the pixels to
+        rows = plane[:-1].reshape(-1, width)
+        todo = dict(zip(strips, indexes))
+        out = []
+        for k, (y0, y1) in enumerate(zip(row_edges[:-1], row_edges[1:])):
+            if needed[k]:
+                read(y0, y1, rows[y0:y1])
+            if k in todo:
+                out.append(_strip_stats(plane, todo[k], coverage, *blocks))
+        return out
 
-    Every plot gets its own pixel list (``_centre_pixels``), so overlapping plots each keep all their
-    pixels, and a plot's numbers depend only on its geometry and its pixels, not on the batch or the
-    chunking. Returns arrays of shape (plots,) for ``n_pixels`` and (plots, dates) for the rest.
-    """
-    buf, h, w = _window(block, crop)
+
+def _strip_index(wkb: np.ndarray, transform: tuple, height: int, width: int, row_end: int, group_px: int,
+                 coverage: bool) -> dict:
+    """Rasterize a strip's plots once: ``n_pixels`` per plot and, per padded width class, the plots'
+    positions in the strip and a (plots, width) gather index of flat positions in the window's plane
+    (row-major), padded with the sentinel position ``height * width``; with ``coverage``, the touched
+    pixels, their area fractions and their plots (``cov``)."""
     t = Affine(*transform)
     geoms = shapely.from_wkb(wkb)
-    pool, starts, lengths = _centre_pixels(geoms, t, h, w)
-    out = _padded_stats(buf, pool, starts, lengths)
-    out["n_pixels"] = lengths
+    pool, starts, lengths = _centre_pixels(geoms, t, height, width)
+    dtype = np.int32 if height * width < np.iinfo(np.int32).max else np.int64
+    sentinel = height * width
+    if len(pool) and int(pool.max()) >= row_end * width:  # the strip is chosen from the plots' bounds
+        raise AssertionError("a plot's pixel lies below its strip")
+    padded = _padded_length(lengths)
+    # Neighbours first (column block, then first pixel): a block then gathers from a compact area.
+    first = pool[np.minimum(starts, len(pool) - 1)] if len(pool) else np.zeros(len(geoms), np.int64)
+    block = (first % max(width, 1)) // group_px
+    classes = []
+    for w in np.unique(padded[padded > 0]):
+        m = np.flatnonzero(padded == w)
+        m = m[np.lexsort((first[m], block[m]))]
+        ln = lengths[m]
+        idx = np.full((len(m), int(w)), sentinel, dtype)
+        rows = np.repeat(np.arange(len(m)), ln)
+        within = np.arange(int(ln.sum())) - np.repeat(np.cumsum(ln) - ln, ln)
+        idx[rows, within] = pool[np.repeat(starts[m], ln) + within]
+        classes.append((m, idx))
+    out = {"n_pixels": lengths, "classes": classes}
     if coverage:
-        flat = buf[:, : h * w]
-        cov = [_coverage_mean(flat, *_coverage_weights(g, t, h, w)) for g in geoms]
-        out["cov_mean"] = np.array([c[0] for c in cov]).reshape(len(geoms), buf.shape[0])
-        out["cov_weight"] = np.array([c[1] for c in cov]).reshape(len(geoms), buf.shape[0])
+        pw = [_coverage_weights(g, t, height, width) for g in geoms]
+        pix = np.concatenate([p for p, _ in pw]).astype(dtype)
+        if len(pix) and int(pix.max()) >= row_end * width:
+            raise AssertionError("a plot's pixel lies below its strip")
+        out["cov"] = (pix, np.concatenate([f for _, f in pw]), np.repeat(np.arange(len(geoms)), [len(p) for p, _ in pw]))
+    return out
+
+
+def _strip_stats(plane: np.ndarray, index: dict, coverage: bool, scratch: np.ndarray, scratch64: np.ndarray,
+                 scratch_nan: np.ndarray) -> dict[str, np.ndarray]:
+    """Statistics of one date for a strip's plots, (plots,) arrays; NaN pixels are invalid.
+
+    Each width class is gathered a cache-sized block of plots at a time into (plots, width) rows
+    padded with the NaN sentinel, and every reduction runs along the row: a plot's row depends only on
+    its own pixels and its own padded length, so its numbers are the same whatever else is in the
+    strip, the chunk or the set of dates.
+    """
+    lengths = index["n_pixels"]
+    m = len(lengths)
+    out = {k: np.full(m, np.nan) for k in _FLOAT_STATS}
+    out["count"] = np.zeros(m, np.int64)
+    out["valid_fraction"][:] = 0.0
+    for members, idx in index["classes"]:
+        width = idx.shape[1]
+        step = max(_BLOCK_VALUES // width, 1)
+        for p0 in range(0, len(members), step):
+            ix, mb = idx[p0:p0 + step], members[p0:p0 + step]
+            vals = scratch[:ix.size].reshape(ix.shape)
+            np.take(plane, ix, out=vals, mode="wrap")  # indices are valid; wrap is the cheap mode
+            _reduce_rows(vals, scratch64[:ix.size].reshape(ix.shape), scratch_nan[:ix.size].reshape(ix.shape), out, mb,
+                         lengths[mb])
+    if coverage:
+        pix, frac, owner = index["cov"]
+        vals = np.take(plane, pix).astype(np.float64)
+        valid = ~np.isnan(vals)
+        weight = np.where(valid, frac, 0.0)
+        wsum = np.bincount(owner, weights=weight, minlength=m)
+        total = np.bincount(owner, weights=np.where(valid, vals, 0.0) * weight, minlength=m)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["cov_mean"] = np.where(wsum > 0, total / wsum, np.nan)
+        out["cov_weight"] = wsum
     return out
 
 
@@ -318,15 +396,6 @@ def _coverage_weights(geom, t: Affine, h: int, w: int) -> tuple[np.ndarray, np.n
     return (rr[keep] * w + cc[keep]).astype(np.int64), frac[keep]
 
 
-def _coverage_mean(flat: np.ndarray, pix: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    vals = flat[:, pix].astype(np.float64)
-    valid = ~np.isnan(vals)
-    wsum = (valid * weight).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(wsum > 0, np.where(valid, vals, 0.0) @ weight / wsum, np.nan)
-    return mean, wsum
-
-
 def _own_pixels(geom, t: Affine, h: int, w: int) -> np.ndarray:
     """Flat pixel indices (row-major) of pixel centres inside ``geom``, masked on its bounding box."""
     x0, y0, x1, y1 = geom.bounds
@@ -350,91 +419,43 @@ def _padded_length(lengths: np.ndarray) -> np.ndarray:
     return np.where(lengths > 0, -(-n // step) * step, 0)
 
 
-def _padded_stats(buf: np.ndarray, pool: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics of every plot and date, shape (n_plots, n_t); NaN pixels are invalid.
-
-    ``buf`` is (n_t, pixels + 1) with a NaN sentinel pixel last; plot i's pixels are
-    ``pool[starts[i]:starts[i] + lengths[i]]``. Plots are grouped by their padded length
-    (``_padded_length``); each group is gathered, a cache-sized block of (dates, plots) at a time, into
-    a (date, plot, width) array padded with the sentinel, and every reduction runs along the last axis:
-    a plot's row depends only on its own pixels and its own padded length, so its numbers are the same
-    whatever else is in the batch, the chunk or the set of dates. Rows of float32 are sorted in place
-    (NaN last) with numpy's SIMD sort; percentiles then follow np.percentile's default 'linear' method
-    on the valid values, and sums run over the sorted row in float64.
-    """
-    n_t = buf.shape[0]
-    n = len(lengths)
-    out = {k: np.full((n, n_t), np.nan) for k in _FLOAT_STATS}
-    out["count"] = np.zeros((n, n_t), np.int64)
-    out["valid_fraction"][:] = 0.0
-    if n == 0 or n_t == 0:
-        return out
-    sentinel = buf.shape[1] - 1
-    padded = _padded_length(lengths)
-    scratch = np.empty(max(_BLOCK_VALUES, int(padded.max(initial=0))), np.float32)
-    scratch64 = np.empty(scratch.shape, np.float64)
-    for width in np.unique(padded[padded > 0]):
-        width = int(width)
-        members = np.flatnonzero(padded == width)
-        # Neighbours first (by first pixel): a block then gathers from a compact strip of each date.
-        first = pool[np.minimum(starts[members], max(len(pool) - 1, 0))] if len(pool) else starts[members]
-        members = members[np.argsort(first, kind="stable")]
-        ln = lengths[members]
-        idx = np.full((len(members), width), sentinel, dtype=np.int64)
-        rows = np.repeat(np.arange(len(members)), ln)
-        within = np.arange(int(ln.sum())) - np.repeat(np.cumsum(ln) - ln, ln)
-        idx[rows, within] = pool[np.repeat(starts[members], ln) + within]
-        # Blocks of whole rows: all dates for as many plots as fit, or fewer dates for one plot.
-        per_plot = n_t * width
-        if per_plot <= _BLOCK_VALUES:
-            step_p, step_t = max(_BLOCK_VALUES // per_plot, 1), n_t
-        else:
-            step_p, step_t = 1, max(_BLOCK_VALUES // width, 1)
-        for p0 in range(0, len(members), step_p):
-            ix = idx[p0:p0 + step_p]
-            mb = members[p0:p0 + step_p]
-            for t0 in range(0, n_t, step_t):
-                t1 = min(t0 + step_t, n_t)
-                size = (t1 - t0) * len(mb) * width
-                vals = scratch[:size].reshape(t1 - t0, len(mb), width)
-                np.take(buf[t0:t1], ix, axis=1, out=vals, mode="wrap")  # indices are valid; wrap is the cheap mode
-                _reduce_rows(vals, scratch64[:size].reshape(vals.shape), out, mb, t0, t1, lengths[mb])
-    return out
-
-
-def _reduce_rows(vals: np.ndarray, x: np.ndarray, out: dict[str, np.ndarray], mb: np.ndarray, t0: int, t1: int,
+def _reduce_rows(vals: np.ndarray, x: np.ndarray, nan: np.ndarray, out: dict[str, np.ndarray], mb: np.ndarray,
                  lengths: np.ndarray) -> None:
-    """Reduce rows (date, plot, width) of NaN-padded values in place into ``out[..][mb, t0:t1]``."""
+    """Reduce rows (plots, width) of NaN-padded values in place into ``out[..][mb]``; ``x`` (float64)
+    and ``nan`` (bool) are work arrays of the same shape.
+
+    Rows of float32 are sorted in place (NaN last) with numpy's SIMD sort; percentiles then follow
+    np.percentile's default 'linear' method on the valid values, and sums run over the sorted row in
+    float64."""
     width = vals.shape[-1]
     vals.sort(axis=-1)  # NaN sort last: each row is [valid ascending..., NaN...]
-    nan = np.isnan(vals)
+    np.isnan(vals, out=nan)
     count = width - nan.sum(axis=-1, dtype=np.int64)
-    # Percentiles from the sorted valid prefix, before the NaN tail is zeroed for the sums.
+    # p10, median, p90 at once from the sorted valid prefix, before the NaN tail is zeroed for the sums.
     last = np.maximum(count - 1, 0)
+    pos = _QUANTILES[:, None] * last
+    lo = np.floor(pos).astype(np.int64)
+    row0 = np.arange(count.size, dtype=np.int64) * width  # row starts in the flat block
     flat = vals.reshape(-1)
-    row0 = (np.arange(count.size, dtype=np.int64) * width).reshape(count.shape)  # row starts in `flat`
-    for name, q in (("p10", 0.10), ("median", 0.50), ("p90", 0.90)):
-        pos = q * last
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, last)
-        a = flat[row0 + lo].astype(np.float64)
-        b = flat[row0 + hi].astype(np.float64)
-        t = pos - lo
-        diff = b - a
-        val = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
-        out[name][mb, t0:t1] = np.where(count > 0, val, np.nan).T
+    a = flat[row0 + lo].astype(np.float64)
+    b = flat[row0 + np.minimum(lo + 1, last)].astype(np.float64)
+    t = pos - lo
+    diff = b - a
+    q = np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)  # numpy's _lerp
+    q[:, count == 0] = np.nan
+    out["p10"][mb], out["median"][mb], out["p90"][mb] = q
     # NaN -> +0.0 by multiplying the bit patterns by 0 (valid ones by 1): exact, and ~10x cheaper
     # than np.copyto(vals, 0.0, where=nan).
     bits = vals.view(np.uint32)
     np.multiply(bits, np.logical_not(nan, out=nan).view(np.uint8), out=bits)
-    x[...] = vals
+    np.copyto(x, vals)
     s1 = x.sum(axis=-1)
     s2 = np.einsum("...i,...i->...", x, x)  # sum of squares without a temporary
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, s1 / count, np.nan)
         # One-pass variance in float64: NDVI lies in [-1, 1], so cancellation costs ~1e-12.
         std = np.where(count > 0, np.sqrt(np.maximum(s2 / count - mean * mean, 0.0)), np.nan)
-    out["count"][mb, t0:t1] = count.T
-    out["valid_fraction"][mb, t0:t1] = (count / lengths[None, :]).T
-    out["mean"][mb, t0:t1] = mean.T
-    out["std"][mb, t0:t1] = std.T
+    out["count"][mb] = count
+    out["valid_fraction"][mb] = count / lengths
+    out["mean"][mb] = mean
+    out["std"][mb] = std

@@ -82,13 +82,13 @@ def test_incremental_run_reads_only_new_dates_and_equals_full_run(tiny_config, t
     run_seasonal(early, run_id="may")
 
     read_dates: list[str] = []
-    real = extract.tiles.open_masked_ndvi  # the pipeline's read entry point
+    real = extract.tiles.NdviFiles.open_date  # where the pipeline's date tasks open their files
 
-    def spy(scenes, *a, **k):
-        read_dates.extend(sorted(scenes["date"].dt.strftime("%Y-%m-%d").unique()))
-        return real(scenes, *a, **k)
+    def spy(self, t):
+        read_dates.append(f"{self.dates[t]:%Y-%m-%d}")
+        return real(self, t)
 
-    monkeypatch.setattr(extract.tiles, "open_masked_ndvi", spy)
+    monkeypatch.setattr(extract.tiles.NdviFiles, "open_date", spy)
     inc = run_seasonal(tiny_config, run_id="june-inc", incremental_from="may")
     assert set(read_dates) == {"2021-06-01"}
     manifest = pd.read_json(inc.path / "manifest.json", typ="series")
@@ -114,7 +114,7 @@ def test_incremental_run_recomputes_a_plot_whose_geometry_changed(tiny_config, t
     real = extract.zonal.plot_timeseries
 
     def spy(ndvi, members, **kw):
-        seen.append((sorted(members["plot_id"]), ndvi.sizes["time"]))
+        seen.append((sorted(members["plot_id"]), len(ndvi.dates)))
         return real(ndvi, members, **kw)
 
     monkeypatch.setattr(extract.zonal, "plot_timeseries", spy)

@@ -215,9 +215,20 @@ def test_centre_pixels_equal_gdal_masks_for_holes_multiparts_and_window_edges():
         np.testing.assert_array_equal(pool[starts[i]:starts[i] + lengths[i]], np.flatnonzero(mask.ravel()), err_msg=str(i))
 
 
+def _read_all(files: tiles.NdviFiles) -> np.ndarray:
+    """Every date of an NdviFiles reader, strip by strip, as one (time, y, x) array."""
+    out = np.full((len(files.dates), files.height, files.width), -9.0, np.float32)
+    for t in range(len(files.dates)):
+        with files.open_date(t) as read:
+            for y0 in range(0, files.height, files.strip_px):
+                y1 = min(y0 + files.strip_px, files.height)
+                read(y0, y1, out[t, y0:y1])
+    return out
+
+
 def test_ndvi_read_from_raw_integers_equals_the_cube_path(tiny_tiles):
-    """open_masked_ndvi (decode + mask + NDVI from the files' integers, one task per date and block)
-    gives the same bits, coords and attrs as masked_ndvi(open_cube(...)), nodata and cloud included."""
+    """NdviFiles (decode + mask + NDVI from the files' integers, strip by strip) gives the same bits and
+    transform as masked_ndvi(open_cube(...)), nodata and cloud included, for any strip height."""
     idx = tiles.read_index(tiny_tiles["index"])
     chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
     grid = tiles.common_grid(chosen)
@@ -225,39 +236,51 @@ def test_ndvi_read_from_raw_integers_equals_the_cube_path(tiny_tiles):
     classes = (0, 1, 3, 8, 9, 10, 11)
     cube = tiles.open_cube(chosen, grid, window, chunk_px=16)
     steps = indices.ndvi(scenes.mask_clouds(cube, "SCL", classes)).compute()
-    for chunk_px in (16, 1024):
-        raw = tiles.open_masked_ndvi(chosen, grid, window, "B04", "B08", "SCL", classes, chunk_px=chunk_px)
-        assert raw.data.npartitions == cube.sizes["time"] * (9 if chunk_px == 16 else 1)
-        got = raw.compute()
-        np.testing.assert_array_equal(got.values.view(np.uint32)[~np.isnan(got.values)],
+    for strip_px in (7, 16, 1024):
+        files = tiles.NdviFiles(chosen, grid, window, "B04", "B08", "SCL", classes, strip_px=strip_px)
+        got = _read_all(files)
+        np.testing.assert_array_equal(got.view(np.uint32)[~np.isnan(got)],
                                       steps.values.view(np.uint32)[~np.isnan(steps.values)])
-        np.testing.assert_array_equal(np.isnan(got.values), np.isnan(steps.values))
-        assert np.isnan(got.values[1, 40, 40]) and np.isnan(got.values[1, :24, :24]).all()
-        assert got.attrs == indices.masked_ndvi(cube, "B04", "B08", "SCL", classes).attrs
-        xr.testing.assert_identical(got.drop_vars(list(got.coords)), steps.drop_vars(list(steps.coords)).rename("ndvi"))
-        for c in ("time", "y", "x"):
-            np.testing.assert_array_equal(got[c].values, steps[c].values)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(steps.values))
+        assert np.isnan(got[1, 40, 40]) and np.isnan(got[1, :24, :24]).all()
+        assert files.transform == cube.attrs["transform"] and (files.height, files.width) == steps.shape[1:]
+        np.testing.assert_array_equal(files.dates, steps["time"].values)
     # Without a quality band, and with the quality band decoded from float codes (no lookup table).
-    no_q = tiles.open_masked_ndvi(chosen, grid, window, "B04", "B08", None, classes, chunk_px=16).compute()
-    np.testing.assert_array_equal(no_q.values, indices.ndvi(cube).compute().values)
+    no_q = _read_all(tiles.NdviFiles(chosen, grid, window, "B04", "B08", None, classes, strip_px=16))
+    np.testing.assert_array_equal(no_q, indices.ndvi(cube).compute().values)
     red, nir = (tiny_tiles["raw"][("2021-05-01", b)] for b in ("B04", "B08"))
     scl = tiny_tiles["raw"][("2021-05-01", "SCL")].astype(np.float32)
     enc = (65535.0, 1e-4, 0.0)
     np.testing.assert_array_equal(indices.masked_ndvi_from_raw(red, nir, scl, enc, enc, (0.0, 1.0, 0.0), classes),
                                   steps.values[1])
     with pytest.raises(Exception, match=r"band 'B8A' not in cube bands"):
-        tiles.open_masked_ndvi(chosen, grid, window, "B04", "B8A", "SCL", classes)
+        tiles.NdviFiles(chosen, grid, window, "B04", "B8A", "SCL", classes)
 
 
-def test_streaming_in_date_groups_changes_no_number(tiny_tiles, tiny_plots, monkeypatch):
-    """The local chunk-row streaming reduces dates in groups when they would not fit its memory
-    budget: one date per group gives the same frame, bit for bit, as all dates at once, and both
-    equal the eager (numpy-backed) computation."""
+def test_files_reader_gives_the_cube_path_statistics(tiny_tiles, tiny_plots):
+    """plot_timeseries on an NdviFiles reader (one task per date reading its own strips) equals the
+    same statistics from the lazy cube and from an in-memory array, bit for bit, on any scheduler."""
+    idx = tiles.read_index(tiny_tiles["index"])
+    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
+    grid = tiles.common_grid(chosen)
+    window = tiles.window_for_bounds(grid, grid.bounds)
+    nd = _ndvi(tiny_tiles, chunk_px=16)
+    want = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    for strip_px, scheduler in ((16, "threads"), (7, "synchronous"), (1024, "threads")):
+        files = tiles.NdviFiles(chosen, grid, window, "B04", "B08", "SCL", (0, 1, 3, 8, 9, 10, 11), strip_px=strip_px)
+        with dask.config.set(scheduler=scheduler):
+            got = zonal.plot_timeseries(files, tiny_plots, group_px=8, coverage=True)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert want["count"].sum() > 0 and want["mean"].notna().sum() >= 6
+
+
+def test_time_chunks_strips_and_eager_arrays_change_no_number(tiny_tiles, tiny_plots):
+    """One task per time chunk, several dates per chunk, strips cut through plots: the same frame, bit
+    for bit, as one date per chunk and as the eager (numpy-backed) computation."""
     nd = _ndvi(tiny_tiles, chunk_px=16)
     with dask.config.set(scheduler="threads"):
         whole = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
-        monkeypatch.setattr(zonal, "_STREAM_BYTES", 1)
-        grouped = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+        grouped = zonal.plot_timeseries(nd.chunk({"time": 2, "y": 5, "x": 40}), tiny_plots, group_px=8, coverage=True)
     eager = zonal.plot_timeseries(nd.copy(data=nd.values), tiny_plots, group_px=8, coverage=True)
     pd.testing.assert_frame_equal(whole, grouped, check_exact=True)
     pd.testing.assert_frame_equal(whole, eager, check_exact=True)

@@ -13,6 +13,7 @@ is an error naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,14 +155,6 @@ def _read_bands(sources: tuple[tuple[str, float | None, float, float], ...], win
     return out
 
 
-def _read_masked_ndvi(sources: tuple, window: Window, exclude_classes: tuple[int, ...]) -> np.ndarray:
-    """Masked NDVI of one date and block, (y, x), from the red, NIR and quality files' integers."""
-    red, nir, quality = sources
-    raws = [None if s is None else _read_raw(s[0], window) for s in sources]
-    return indices.masked_ndvi_from_raw(raws[0], raws[1], raws[2], red[1:], nir[1:],
-                                        None if quality is None else quality[1:], exclude_classes)
-
-
 def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 1024) -> xr.DataArray:
     """Lazy cube (time, band, y, x) over ``window``: one delayed windowed read per date and block,
     holding every band (chunks are (1, n_bands, chunk_px, chunk_px))."""
@@ -199,21 +192,14 @@ def open_cube(scenes: pd.DataFrame, grid: Grid, window: Window, chunk_px: int = 
     return cube
 
 
-def open_masked_ndvi(scenes: pd.DataFrame, grid: Grid, window: Window, red: str, nir: str, quality: str | None,
-                     exclude_classes: tuple[int, ...] | list[int], chunk_px: int = 1024) -> xr.DataArray:
-    """``indices.masked_ndvi(open_cube(...), red, nir, quality, exclude_classes)`` -- the same values
-    bit for bit, dims, coords and attrs -- with one task per date and block that decodes the three
-    files and computes the masked NDVI from their integers (``indices.masked_ndvi_from_raw``): no
-    float32 reflectance cube is materialised, and the graph has one layer instead of three."""
+def _ndvi_sources(scenes: pd.DataFrame, red: str, nir: str, quality: str | None) -> tuple[list, list]:
+    """Dates, and per date the (path, nodata, scale, offset) of its red, NIR and quality (or None) files."""
     bands = sorted(scenes["band"].unique())
     for name in (red, nir) + ((quality,) if quality else ()):
         if name not in bands:
             raise MissingBandError(f"band {name!r} not in cube bands {bands}")
     dates = sorted(scenes["date"].unique())
     lookup = {(r.date, r.band): r for r in scenes.itertuples()}
-    classes = tuple(int(c) for c in exclude_classes)
-    row_edges = list(range(0, int(window.height), chunk_px)) + [int(window.height)]
-    col_edges = list(range(0, int(window.width), chunk_px)) + [int(window.width)]
 
     def source(date, band):
         if band is None:
@@ -221,23 +207,61 @@ def open_masked_ndvi(scenes: pd.DataFrame, grid: Grid, window: Window, red: str,
         r = lookup[(date, band)]
         return (r.abspath, None if pd.isna(r.nodata) else float(r.nodata), float(r.scale), float(r.offset))
 
-    planes = []
-    for date in dates:
-        sources = (source(date, red), source(date, nir), source(date, quality or None))
-        rows = []
-        for y0, y1 in zip(row_edges[:-1], row_edges[1:]):
-            cols = []
-            for x0, x1 in zip(col_edges[:-1], col_edges[1:]):
-                w = Window(window.col_off + x0, window.row_off + y0, x1 - x0, y1 - y0)
-                block = dask.delayed(_read_masked_ndvi, pure=True)(sources, w, classes)
-                cols.append(da.from_delayed(block, shape=(y1 - y0, x1 - x0), dtype=np.float32))
-            rows.append(cols)
-        planes.append(da.block(rows))
-    data = da.stack(planes)
-    t = grid.transform @ Affine.translation(window.col_off, window.row_off)
-    xs = t.c + t.a * (np.arange(int(window.width)) + 0.5)
-    ys = t.f + t.e * (np.arange(int(window.height)) + 0.5)
-    out = xr.DataArray(data, dims=("time", "y", "x"), coords={"time": pd.DatetimeIndex(dates), "y": ys, "x": xs},
-                       name="ndvi")
-    out.attrs.update(crs=grid.crs, transform=tuple(t)[:6])
-    return out
+    return dates, [(source(d, red), source(d, nir), source(d, quality or None)) for d in dates]
+
+
+class NdviFiles:
+    """Masked NDVI straight from on-grid files, one date and strip of rows at a time: the reader
+    ``zonal.plot_timeseries`` takes on the pipeline's hot path (a ``zonal.RowSource``). One task per
+    date opens its three files once and decodes each strip into the task's plane; the values are
+    ``indices.masked_ndvi(open_cube(...))``'s, bit for bit (``indices.masked_ndvi_from_raw``, tested)."""
+
+    def __init__(self, scenes: pd.DataFrame, grid: Grid, window: Window, red: str, nir: str, quality: str | None,
+                 exclude_classes: tuple[int, ...] | list[int], strip_px: int = 1024):
+        dates, self.sources = _ndvi_sources(scenes, red, nir, quality)
+        self.dates = pd.DatetimeIndex(dates)
+        self.exclude_classes = tuple(int(c) for c in exclude_classes)
+        self.col_off, self.row_off = int(window.col_off), int(window.row_off)
+        self.width, self.height = int(window.width), int(window.height)
+        self.strip_px = int(strip_px)
+        self.crs = grid.crs
+        self.transform = tuple(grid.transform @ Affine.translation(self.col_off, self.row_off))[:6]
+
+    def __dask_tokenize__(self) -> tuple:
+        return (type(self).__name__, self.sources, self.exclude_classes, self.col_off, self.row_off, self.width,
+                self.height, self.strip_px, self.transform)
+
+    def __repr__(self) -> str:
+        return f"NdviFiles({len(self.dates)} dates, {self.width}x{self.height} px at ({self.col_off}, {self.row_off}))"
+
+    @contextlib.contextmanager
+    def open_date(self, t: int):
+        """Open date ``t``'s files; yields ``read(y0, y1, out)`` writing window rows [y0, y1) into ``out``."""
+        srcs = self.sources[t]
+        with contextlib.ExitStack() as stack:
+            handles = []
+            for s in srcs:
+                if s is None:
+                    handles.append(None)
+                    continue
+                try:
+                    handles.append(stack.enter_context(rasterio.open(s[0])))
+                except rasterio.errors.RasterioIOError as e:
+                    raise ImageryError(f"{s[0]}: cannot open tile: {e}") from e
+
+            # One set of integer buffers per date, reused by its strips (fresh ones cost page faults).
+            bufs = [None if ds is None else np.empty((self.strip_px, self.width), ds.dtypes[0]) for ds in handles]
+
+            def read(y0: int, y1: int, out: np.ndarray) -> None:
+                w = Window(self.col_off, self.row_off + y0, self.width, y1 - y0)
+                raws = []
+                for s, ds, buf in zip(srcs, handles, bufs):
+                    try:
+                        raws.append(None if ds is None else ds.read(1, window=w, out=buf[:y1 - y0]))
+                    except rasterio.errors.RasterioIOError as e:
+                        raise ImageryError(f"{s[0]}: cannot read window {w}: {e}") from e
+                red, nir, quality = srcs
+                indices.masked_ndvi_from_raw(raws[0], raws[1], raws[2], red[1:], nir[1:],
+                                             None if quality is None else quality[1:], self.exclude_classes, out=out)
+
+            yield read

@@ -166,14 +166,15 @@ class LocalTiles:
             self._grid_of(p) == grid for p in scenes["abspath"].unique())
 
     def open_ndvi(self, scenes: pd.DataFrame, grid: tiles.Grid, window: Window, imagery: ImagerySection,
-                  chunk_px: int = 1024) -> xr.DataArray:
-        """Masked NDVI (time, y, x). Files on the grid with an SCL-style quality band take the fused
-        reader (decode + mask + NDVI from the integers, one task per chunk; the same bits as the
-        step-by-step path, tested); mosaics and bit-packed quality bands take the cube path."""
+                  chunk_px: int = 1024) -> tiles.NdviFiles | xr.DataArray:
+        """Masked NDVI over ``window``, as ``zonal.plot_timeseries`` reads it. Files on the grid with
+        an SCL-style quality band give a ``tiles.NdviFiles`` reader (each date task decodes its own
+        strips of ``chunk_px`` rows and computes mask + NDVI from the integers; the same bits as the
+        step-by-step path, tested); mosaics and bit-packed quality bands give the lazy (time, y, x) cube."""
         im = imagery
         if im.exclude_bits is None and self._on_grid(scenes, grid):
-            return tiles.open_masked_ndvi(scenes, grid, window, im.red, im.nir, im.quality, im.exclude_classes,
-                                          chunk_px=chunk_px)
+            return tiles.NdviFiles(scenes, grid, window, im.red, im.nir, im.quality, im.exclude_classes,
+                                   strip_px=chunk_px)
         cube = self.open_cube(scenes, grid, window, chunk_px)
         return indices.masked_ndvi(cube, im.red, im.nir, im.quality, im.exclude_classes, exclude_bits=im.exclude_bits)
 
