@@ -125,8 +125,8 @@ class ImagerySection(_Frozen):
     resolution: float | None = Field(None, gt=0)
     sentinelhub: SentinelHubSection = SentinelHubSection()
     stac: StacSection = StacSection()
-    chunk_px: int = Field(1024, ge=16)
-    plot_group_px: int = Field(512, ge=32)  # plots are batched by this block of the grid
+    chunk_px: int = Field(1024, ge=16)  # rows per decoded strip (and cube chunk side for mosaics)
+    plot_group_px: int = Field(512, ge=32)  # plots are gathered in blocks of this many columns (no number depends on it)
     partition_px: int = Field(4096, ge=16)  # resumable unit of work: plots by region and grid block
 
     @model_validator(mode="before")
