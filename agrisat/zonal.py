@@ -90,35 +90,23 @@ def plot_timeseries(
         height, width = ndvi.height, ndvi.width
         strip_rows = _even(height, ndvi.strip_px)
     row_edges = tuple(int(e) for e in np.cumsum((0,) + tuple(strip_rows)))
-    n_t, n = len(dates), len(plots)
+    n_t = len(dates)
 
-    # Each plot's first and last possible row (from its bounds' corners), then its strip: the one
-    # holding its last row, so its rows are all in the plane once that strip is read.
-    b = shapely.bounds(plots.geometry.values)
-    inv = ~transform
-    corner_rows = np.stack([inv.d * b[:, i] + inv.e * b[:, j] + inv.f for i, j in ((0, 1), (0, 3), (2, 1), (2, 3))])
-    with np.errstate(invalid="ignore"):  # empty geometries have NaN bounds: they land in strip 0
-        first_row = np.clip(np.nan_to_num(np.floor(corner_rows.min(axis=0))), 0, height - 1).astype(np.int64)
-        last_row = np.clip(np.nan_to_num(np.ceil(corner_rows.max(axis=0)) - 1), 0, height - 1).astype(np.int64)
-    strip = np.searchsorted(row_edges, last_row, side="right") - 1
-    members = {k: m for k in range(len(strip_rows)) if len(m := np.flatnonzero(strip == k))}
+    members, needed = _strips_of(plots, transform, height, row_edges)
     strips = tuple(members)
-    # Strips no plot touches are never read.
-    touched = np.zeros(len(strip_rows) + 1, np.int64)
-    np.add.at(touched, np.searchsorted(row_edges, first_row, side="right") - 1, 1)
-    np.add.at(touched, strip + 1, -1)
-    needed = tuple(bool(v) for v in np.cumsum(touched)[:-1] > 0)
     spec = (row_edges, width, strips, needed)
 
     lazy = data is None or isinstance(data, da.Array)
-    call = (lambda f: dask.delayed(f, pure=True)) if lazy else (lambda f: f)
+
+    def call(f, pure: bool = True):  # a dask task for lazy inputs, a plain call for an in-memory array
+        return dask.delayed(f, pure=pure) if lazy else f
+
     # Geometries travel as one object array per strip (dask does not walk it, shapely pickles it);
     # pure=False: a key needs no hash of the geometries.
     geoms_all = np.asarray(plots.geometry.values, dtype=object)
     t6 = tuple(transform)[:6]
-    index_call = dask.delayed(_strip_index, pure=False) if lazy else _strip_index
-    indexes = [index_call(geoms_all[members[k]], t6, height, width, row_edges[k + 1], group_px, coverage)
-               for k in strips]
+    indexes = [call(_strip_index, pure=False)(geoms_all[members[k]], t6, height, width, row_edges[k + 1], group_px,
+                                              coverage) for k in strips]
     n_pixels = [call(operator.getitem)(ix, "n_pixels") for ix in indexes]  # the index itself stays on the workers
     spaces = _Workspaces()
     if data is None:
@@ -138,19 +126,46 @@ def plot_timeseries(
         # optimize_graph=False: fusing would hand a chunk's read to every task that uses it.
         n_pixels, tasks = dask.compute(n_pixels, tasks, optimize_graph=False)
 
+    return _frame(plots["plot_id"], dates, members, n_pixels, t_starts, tasks, coverage)
+
+
+def _strips_of(plots: gpd.GeoDataFrame, transform: Affine, height: int,
+               row_edges: tuple[int, ...]) -> tuple[dict[int, np.ndarray], tuple[bool, ...]]:
+    """Plot positions per strip -- the strip holding the plot's last row, so all its rows are in the
+    plane once that strip is read -- and which strips any plot touches (the others are never read).
+    Rows come from the bounds' corners, which enclose every pixel centre ``_centre_pixels`` finds."""
+    b = shapely.bounds(plots.geometry.values)
+    inv = ~transform
+    corner_rows = np.stack([inv.d * b[:, i] + inv.e * b[:, j] + inv.f for i, j in ((0, 1), (0, 3), (2, 1), (2, 3))])
+    with np.errstate(invalid="ignore"):  # empty geometries have NaN bounds: they land in strip 0
+        first_row = np.clip(np.nan_to_num(np.floor(corner_rows.min(axis=0))), 0, height - 1).astype(np.int64)
+        last_row = np.clip(np.nan_to_num(np.ceil(corner_rows.max(axis=0)) - 1), 0, height - 1).astype(np.int64)
+    n_strips = len(row_edges) - 1
+    strip = np.searchsorted(row_edges, last_row, side="right") - 1
+    members = {k: m for k in range(n_strips) if len(m := np.flatnonzero(strip == k))}
+    touched = np.zeros(n_strips + 1, np.int64)  # +1 where a plot's rows begin, -1 after they end
+    np.add.at(touched, np.searchsorted(row_edges, first_row, side="right") - 1, 1)
+    np.add.at(touched, strip + 1, -1)
+    return members, tuple(bool(v) for v in np.cumsum(touched)[:-1] > 0)
+
+
+def _frame(plot_ids: pd.Series, dates: pd.DatetimeIndex, members: dict[int, np.ndarray], n_pixels: list,
+           t_starts: list[int], tasks: list, coverage: bool) -> pd.DataFrame:
+    """The date tasks' per-strip results as the long frame, in the plots' order, then date
+    (deterministic whatever the strips or chunks)."""
+    n_t, n = len(dates), len(plot_ids)
     names = _FLOAT_STATS + ("count",) + (COVERAGE_COLUMNS if coverage else ())
     cols = {k: np.full((n_t, n), np.nan) for k in names}
     cols["count"] = np.zeros((n_t, n), np.int64)
     npx = np.zeros(n, np.int64)
-    for k, v in zip(strips, n_pixels):
-        npx[members[k]] = v
+    for m, v in zip(members.values(), n_pixels):
+        npx[m] = v
     for t0, per_date in zip(t_starts, tasks):
         for j, per_strip in enumerate(per_date):
-            for k, res in zip(strips, per_strip):
+            for m, res in zip(members.values(), per_strip):
                 for name, v in res.items():
-                    cols[name][t0 + j, members[k]] = v
-    # Long format in the plots' order, then date (deterministic whatever the strips or chunks).
-    out = pd.DataFrame({"plot_id": plots["plot_id"].array.take(np.repeat(np.arange(n), n_t)),
+                    cols[name][t0 + j, m] = v
+    out = pd.DataFrame({"plot_id": plot_ids.array.take(np.repeat(np.arange(n), n_t)),
                         "date": np.tile(dates.to_numpy(), n)})
     out["n_pixels"] = np.repeat(npx, n_t)
     for col in STAT_COLUMNS[1:] + (COVERAGE_COLUMNS if coverage else ()):
