@@ -29,14 +29,18 @@ def test_zonal_on_local_cluster_and_remote_cluster_equal_threaded(tiny_tiles, ti
     from distributed import Client, LocalCluster
 
     from agrisat import zonal
-    from test_zonal import _ndvi
+    from test_zonal import _files, _ndvi
 
     nd = _ndvi(tiny_tiles, chunk_px=16)
     with dask.config.set(scheduler="threads"):
         threaded = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc, Client(lc):
         local_cluster = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    files = _files(tiny_tiles, strip_px=16)  # the pipeline's reader: each date task reads its own files
     with Client(dask_cluster_address):
         remote = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+        remote_files = zonal.plot_timeseries(files, tiny_plots, group_px=8, coverage=True)
     pd.testing.assert_frame_equal(threaded, local_cluster, check_exact=True)
     pd.testing.assert_frame_equal(threaded, remote, check_exact=True)
+    pd.testing.assert_frame_equal(threaded, remote_files, check_exact=True)
+

@@ -18,6 +18,15 @@ def _ndvi(tiny_tiles, chunk_px=1024):
     return indices.ndvi(scenes.mask_clouds(cube, "SCL", (0, 1, 3, 8, 9, 10, 11)))
 
 
+def _files(tiny_tiles, strip_px=1024):
+    """The pipeline's reader (tiles.NdviFiles) over the tiny tiles."""
+    idx = tiles.read_index(tiny_tiles["index"])
+    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
+    grid = tiles.common_grid(chosen)
+    return tiles.NdviFiles(chosen, grid, tiles.window_for_bounds(grid, grid.bounds), "B04", "B08", "SCL",
+                           (0, 1, 3, 8, 9, 10, 11), strip_px=strip_px)
+
+
 def _expected(tiny_tiles, geom, date):
     """Independent NDVI statistics straight from the raw integers."""
     raw = tiny_tiles["raw"]
@@ -260,16 +269,10 @@ def test_ndvi_read_from_raw_integers_equals_the_cube_path(tiny_tiles):
 def test_files_reader_gives_the_cube_path_statistics(tiny_tiles, tiny_plots):
     """plot_timeseries on an NdviFiles reader (one task per date reading its own strips) equals the
     same statistics from the lazy cube and from an in-memory array, bit for bit, on any scheduler."""
-    idx = tiles.read_index(tiny_tiles["index"])
-    chosen = tiles.select_scenes(idx, "tiny", ["B04", "B08", "SCL"], pd.Timestamp("2021-01-01"), pd.Timestamp("2021-12-31"))
-    grid = tiles.common_grid(chosen)
-    window = tiles.window_for_bounds(grid, grid.bounds)
-    nd = _ndvi(tiny_tiles, chunk_px=16)
-    want = zonal.plot_timeseries(nd, tiny_plots, group_px=8, coverage=True)
+    want = zonal.plot_timeseries(_ndvi(tiny_tiles, chunk_px=16), tiny_plots, group_px=8, coverage=True)
     for strip_px, scheduler in ((16, "threads"), (7, "synchronous"), (1024, "threads")):
-        files = tiles.NdviFiles(chosen, grid, window, "B04", "B08", "SCL", (0, 1, 3, 8, 9, 10, 11), strip_px=strip_px)
         with dask.config.set(scheduler=scheduler):
-            got = zonal.plot_timeseries(files, tiny_plots, group_px=8, coverage=True)
+            got = zonal.plot_timeseries(_files(tiny_tiles, strip_px), tiny_plots, group_px=8, coverage=True)
         pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert want["count"].sum() > 0 and want["mean"].notna().sum() >= 6
 
