@@ -30,6 +30,9 @@ from rasterio.windows import Window, from_bounds
 from agrisat import indices
 from agrisat.errors import ImageryError, InputDataError, MissingBandError
 
+# GDAL block cache (MB) while NdviFiles reads: room for the block rows that two strips share (a
+# window not aligned to the blocks), ~30 MB per date task across a whole tile.
+BLOCK_CACHE_MB = 128
 INDEX_COLUMNS = ("area", "date", "band", "path", "crs", "nodata", "scale", "offset")
 
 
@@ -239,6 +242,10 @@ class NdviFiles:
         """Open date ``t``'s files; yields ``read(y0, y1, out)`` writing window rows [y0, y1) into ``out``."""
         srcs = self.sources[t]
         with contextlib.ExitStack() as stack:
+            # Strips are read top to bottom, so GDAL never reads a decoded block twice: its block cache
+            # (5% of RAM by default) only held used blocks -- 1 GB and 10-20% of the time on a full
+            # tile (BENCHMARKS.md). GDAL's cache size is per process; rasterio restores it on exit.
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=BLOCK_CACHE_MB))
             handles = []
             for s in srcs:
                 if s is None:
