@@ -184,7 +184,9 @@ def run_method(method: str, data: Path, workers: int, sample: int, chunk_px: int
         nd = tiles.NdviFiles(chosen, grid, tiles.window_for_bounds(grid, grid.bounds, pad=0), "B04", "B08", "SCL",
                              (0, 1, 3, 8, 9, 10, 11), strip_px=chunk_px)
         strips = -(-nd.height // chunk_px)
-        extra["tasks"] = len(nd.dates) + 2 * strips  # a task per date, per strip index and its n_pixels
+        # The graph plot_timeseries builds: a task per date, and per strip with plots (every strip here)
+        # its index and its pixel counts.
+        extra["tasks"] = len(nd.dates) + 2 * strips
         with dask.config.set(scheduler=os.environ.get("BENCH_SCHEDULER", "threads"), num_workers=workers):
             _ = zonal.plot_timeseries(nd, plots, group_px=group_px)
         n_plots = len(plots)

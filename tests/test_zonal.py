@@ -287,3 +287,22 @@ def test_time_chunks_strips_and_eager_arrays_change_no_number(tiny_tiles, tiny_p
     eager = zonal.plot_timeseries(nd.copy(data=nd.values), tiny_plots, group_px=8, coverage=True)
     pd.testing.assert_frame_equal(whole, grouped, check_exact=True)
     pd.testing.assert_frame_equal(whole, eager, check_exact=True)
+
+
+def test_files_reader_names_a_file_that_breaks_after_the_scan(tiny_tiles, tiny_plots):
+    """A file that vanishes or is cut short between the scene scan and the date task is an
+    ImageryError naming it (and, when cut short, the window), not a bare GDAL traceback."""
+    from agrisat.errors import ImageryError
+
+    files = _files(tiny_tiles, strip_px=16)
+    cut = tiny_tiles["dir"] / "tiny/2021-06-01/B08.tif"
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[:1200])  # the header and the first tiles survive
+    with dask.config.set(scheduler="synchronous"), pytest.raises(
+            ImageryError, match=r"2021-06-01/B08.tif: cannot read window"):
+        zonal.plot_timeseries(files, tiny_plots)
+    cut.write_bytes(whole)
+    (tiny_tiles["dir"] / "tiny/2021-05-01/SCL.tif").write_bytes(b"not a tiff")
+    with dask.config.set(scheduler="synchronous"), pytest.raises(
+            ImageryError, match=r"2021-05-01/SCL.tif: cannot open tile"):
+        zonal.plot_timeseries(files, tiny_plots)
