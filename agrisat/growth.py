@@ -59,7 +59,11 @@ def growth_analysis(
     crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
     cutoff = pd.Timestamp(as_of)
     rows, obs_frames, curve_frames = [], [], []
-    for pid, s_all in series.groupby("plot_id", sort=False):
+    groups = dict(iter(series.groupby("plot_id", sort=False)))
+    # Every registered plot gets a row: one with no series row at all was never seen, not absent.
+    no_rows = series.iloc[0:0]
+    for pid in [*groups, *(p for p in plots["plot_id"] if p not in groups)]:
+        s_all = groups.get(pid, no_rows)
         crop = crops.get(crop_of[pid], plot_id=str(pid))
         start, stop = growing_window(crop, season_end, season_start)
         s_all = s_all.sort_values("date")
@@ -75,19 +79,35 @@ def growth_analysis(
         clear = clear_all[(clear_all["date"] >= start) & (clear_all["date"] <= min(cutoff, stop))]
         clean = clean_all[(clean_all["date"] >= start) & (clean_all["date"] <= min(cutoff, stop))]
         n_pix = int(s_all["n_pixels"].iloc[0]) if len(s_all) else 0
-        row: dict = {"plot_id": pid, "n_pixels": n_pix, "n_dates": int(len(s)), "n_clear_obs": int(len(clear)),
+        n_grid, best, imaged = _coverage(s_all, seen, n_pix)
+        row: dict = {"plot_id": pid, "n_pixels": n_pix, "n_pixels_grid": n_grid, "imaged_fraction": imaged,
+                     "n_dates": int(len(s)), "n_clear_obs": int(len(clear)),
                      "n_outliers": int(len(clear) - len(clean)),
                      "first_clear_date": clear["date"].min() if len(clear) else pd.NaT,
                      "last_clear_date": clear["date"].max() if len(clear) else pd.NaT,
                      "peak_ndvi": np.nan, "peak_date": pd.NaT, "season_integral": np.nan, "max_gap_days": np.nan}
         flags: list[str] = []
         details: dict[str, str] = {}
-        if n_pix == 0:
+        # Coverage is evidence: the less of a plot is seen, the less it may count (never more).
+        if n_grid is None:
             flags.append("NO_IMAGERY_COVERAGE")
-            details["NO_IMAGERY_COVERAGE"] = "no pixel centre inside the plot on the imagery grid"
+            details["NO_IMAGERY_COVERAGE"] = "no imagery statistics for the plot"
+        elif n_grid == 0:
+            flags.append("PLOT_TOO_SMALL")
+            details["PLOT_TOO_SMALL"] = "no pixel centre inside the polygon on the imagery grid"
+        elif n_pix == 0:
+            flags.append("NO_IMAGERY_COVERAGE")
+            details["NO_IMAGERY_COVERAGE"] = f"none of the {n_grid} pixel centres inside the polygon lies on the imagery"
         elif n_pix < MIN_PLOT_PIXELS:
             flags.append("PLOT_TOO_SMALL")
-            details["PLOT_TOO_SMALL"] = f"{n_pix} pixels < {MIN_PLOT_PIXELS}"
+            details["PLOT_TOO_SMALL"] = f"{n_pix} pixels < {MIN_PLOT_PIXELS}" + (
+                f" ({n_grid} on the imagery grid, the rest off the imagery)" if n_grid > n_pix else "")
+        elif imaged < policy.min_imaged_fraction:
+            # Not excluding: credit lends on the share seen (area x imaged_fraction) and asks for review.
+            flags.append("PARTIAL_IMAGERY_COVERAGE")
+            details["PARTIAL_IMAGERY_COVERAGE"] = (
+                f"{best} of {n_grid} pixel centres on valid imagery ({100 * best // n_grid}%) "
+                f"< {policy.min_imaged_fraction * 100:g}%")
         if len(clean) < policy.min_clear_observations:
             flags.append("NOT_ENOUGH_CLEAR_OBSERVATIONS")
             details["NOT_ENOUGH_CLEAR_OBSERVATIONS"] = (
@@ -165,6 +185,25 @@ def growth_analysis(
         observations["ndvi_smooth"] = np.nan
     curves = pd.concat(curve_frames, ignore_index=True) if curve_frames else pd.DataFrame(columns=["plot_id", "date", "ndvi_smooth"])
     return GrowthResult(metrics, observations, curves)
+
+
+def _coverage(s_all: pd.DataFrame, seen: pd.DataFrame, n_pix: int) -> tuple[int | None, int, float]:
+    """(n_pixels_grid, valid pixel centres on the best date seen, imaged_fraction) of one plot.
+
+    n_pixels_grid counts the polygon's centres on the imagery grid beyond the window read (None if
+    the plot has no row; n_pixels for a series without the column). The best date's ``count`` (or
+    valid_fraction x n_pixels without it) over n_pixels_grid, in [0, 1], is the share of the plot the
+    evidence covers; a plot with no centre has 0."""
+    if not len(s_all):
+        return None, 0, 0.0
+    grid = s_all["n_pixels_grid"].iloc[0] if "n_pixels_grid" in s_all.columns else np.nan
+    n_grid = int(grid) if pd.notna(grid) else n_pix
+    if "count" in seen.columns:
+        valid = seen["count"].astype(float)
+    else:
+        valid = (seen["valid_fraction"].astype(float) * seen["n_pixels"].astype(float)).round()
+    best = int(np.nan_to_num(valid.to_numpy(), nan=0.0).max(initial=0.0))
+    return n_grid, best, float(np.clip(best / n_grid, 0.0, 1.0)) if n_grid > 0 else 0.0
 
 
 def _critical_gap(dates: pd.Series, crop, start: pd.Timestamp, end: pd.Timestamp, lead_days: int) -> float:

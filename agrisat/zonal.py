@@ -37,6 +37,10 @@ from rasterio.transform import Affine
 
 STAT_COLUMNS = ("n_pixels", "count", "valid_fraction", "mean", "std", "median", "p10", "p90")
 COVERAGE_COLUMNS = ("cov_mean", "cov_weight")
+# Pixel centres inside the polygon on the imagery grid extended without bounds (``grid_pixel_counts``),
+# beside n_pixels (the centres inside the window read): their ratio is how much of the plot the
+# imagery can see at all, so coverage can weigh as evidence (growth.py: imaged_fraction).
+GRID_COLUMN = "n_pixels_grid"
 _FLOAT_STATS = ("valid_fraction", "mean", "std", "median", "p10", "p90")
 # Values per work block of the reduction (plots x padded width): 1 MB of float32 and 2 MB of float64
 # work arrays, about one core's L2 here; 4x larger blocks measured 1.5x slower per value.
@@ -67,7 +71,7 @@ class RowSource(Protocol):
 def plot_timeseries(
     ndvi: xr.DataArray | RowSource, plots: gpd.GeoDataFrame, group_px: int = 512, coverage: bool = False
 ) -> pd.DataFrame:
-    """Statistics per plot and date: ``plot_id, date`` + STAT_COLUMNS.
+    """Statistics per plot and date: ``plot_id, date, n_pixels, n_pixels_grid`` + STAT_COLUMNS[1:].
 
     ``coverage=True`` adds ``cov_mean`` (pixels weighted by the exact fraction of their area inside
     the polygon) and ``cov_weight`` (the valid weight, in pixels): plots smaller than a pixel then keep
@@ -77,7 +81,8 @@ def plot_timeseries(
     dask-backed, or a ``RowSource``; ``plots`` are in its CRS. ``group_px``: plots are gathered in
     blocks of this many columns (cache locality; no number depends on it). Computes with the active
     dask scheduler. ``n_pixels`` counts pixel centres inside the polygon (0 for a plot smaller than a
-    pixel or outside the grid: its stats are NaN, never invented).
+    pixel or outside the grid: its stats are NaN, never invented); ``n_pixels_grid`` counts them on
+    the grid extended beyond the window (equal to ``n_pixels`` unless the plot crosses the window's edge).
     """
     if isinstance(ndvi, xr.DataArray):
         transform = Affine(*ndvi.attrs["transform"])
@@ -93,6 +98,11 @@ def plot_timeseries(
     n_t = len(dates)
 
     members, needed = _strips_of(plots, transform, height, row_edges)
+    # Only plots reaching beyond the window can have centres it does not hold: count theirs on the
+    # unbounded grid (vectorised bounds test for all, scanline counts for these few); the rest are n_pixels.
+    geoms_all = np.asarray(plots.geometry.values, dtype=object)
+    beyond = np.flatnonzero(_beyond_window(geoms_all, transform, height, width))
+    grid_counts = (beyond, grid_pixel_counts(geoms_all[beyond], transform))
     strips = tuple(members)
     spec = (row_edges, width, strips, needed)
 
@@ -103,7 +113,6 @@ def plot_timeseries(
 
     # Geometries travel as one object array per strip (dask does not walk it, shapely pickles it);
     # pure=False: a key needs no hash of the geometries.
-    geoms_all = np.asarray(plots.geometry.values, dtype=object)
     t6 = tuple(transform)[:6]
     indexes = [call(_strip_index, pure=False)(geoms_all[members[k]], t6, height, width, row_edges[k + 1], group_px,
                                               coverage) for k in strips]
@@ -126,7 +135,59 @@ def plot_timeseries(
         # optimize_graph=False: fusing would hand a chunk's read to every task that uses it.
         n_pixels, tasks = dask.compute(n_pixels, tasks, optimize_graph=False)
 
-    return _frame(plots["plot_id"], dates, members, n_pixels, t_starts, tasks, coverage)
+    return _frame(plots["plot_id"], dates, members, n_pixels, t_starts, tasks, coverage, grid_counts)
+
+
+def outside_timeseries(dates: pd.DatetimeIndex, plots: gpd.GeoDataFrame, transform: Affine) -> pd.DataFrame:
+    """The frame ``plot_timeseries`` gives plots of which no pixel lies on the imagery (a partition
+    whose window is empty): per plot and date n_pixels 0, count 0, valid_fraction 0, NaN statistics,
+    and ``n_pixels_grid`` from the polygon on the grid ``transform`` -- the plot is reported as not
+    seen, never dropped or allowed to stop the run."""
+    geoms = np.asarray(plots.geometry.values, dtype=object)
+    frame = _frame(plots["plot_id"], pd.DatetimeIndex(dates), {}, [], [], [], False,
+                   (np.arange(len(geoms)), grid_pixel_counts(geoms, Affine(*tuple(transform)[:6]))))
+    frame["valid_fraction"] = 0.0  # as plot_timeseries reports a plot with no centre in the window
+    return frame
+
+
+def _beyond_window(geoms: np.ndarray, t: Affine, h: int, w: int) -> np.ndarray:
+    """Plots whose bounds reach outside the (h, w) window: only these can have pixel centres the
+    window does not hold (every centre inside a polygon lies inside its bounds). Empty: False."""
+    b = shapely.bounds(geoms)
+    inv = ~t
+    corners = ((0, 1), (0, 3), (2, 1), (2, 3))
+    cols = np.stack([inv.a * b[:, i] + inv.b * b[:, j] + inv.c for i, j in corners])
+    rows = np.stack([inv.d * b[:, i] + inv.e * b[:, j] + inv.f for i, j in corners])
+    with np.errstate(invalid="ignore"):  # NaN bounds of empty geometries compare False
+        return (cols.min(axis=0) < 0) | (rows.min(axis=0) < 0) | (cols.max(axis=0) > w) | (rows.max(axis=0) > h)
+
+
+def grid_pixel_counts(geoms: np.ndarray, t: Affine) -> np.ndarray:
+    """Pixel centres inside each polygon on the grid of ``t`` extended without bounds (no window, no
+    raster extent): ``_centre_pixels``' rule (GDAL's) without its clipping, counted from the scanline
+    crossings without listing the pixels, so a huge or far-away polygon costs its rows, not its area."""
+    geoms = np.asarray(geoms, dtype=object)
+    n = len(geoms)
+    counts = np.zeros(n, np.int64)
+    if not n:
+        return counts
+    type_id = shapely.get_type_id(geoms)
+    empty = shapely.is_empty(geoms)
+    areal = np.flatnonzero(((type_id == 3) | (type_id == 6)) & ~empty)
+    plot, rows, x = _crossings(geoms, areal, t, None)
+    col = np.floor(x + 0.5).astype(np.int64)
+    order = np.lexsort((col, rows, plot))  # pair crossings in order along each plot's centre line
+    plot, rows, col = plot[order], rows[order], col[order]
+    if len(plot) % 2 or not (np.array_equal(plot[0::2], plot[1::2]) and np.array_equal(rows[0::2], rows[1::2])):
+        raise AssertionError("unpaired polygon crossings")  # closed rings always pair up
+    counts += np.bincount(plot[0::2], weights=col[1::2] - col[0::2], minlength=n).astype(np.int64)
+    for i in np.flatnonzero(~np.isin(type_id, (3, 6)) & ~empty):  # lines, points, collections: GDAL's mask
+        x0, y0, x1, y1 = geoms[i].bounds
+        cs, rs = ~t @ (np.array([x0, x0, x1, x1]), np.array([y0, y1, y0, y1]))
+        c0, r0 = int(np.floor(cs.min())), int(np.floor(rs.min()))
+        c1, r1 = int(np.ceil(cs.max())), int(np.ceil(rs.max()))
+        counts[i] = len(_own_pixels(geoms[i], t @ Affine.translation(c0, r0), r1 - r0, c1 - c0))
+    return counts
 
 
 def _strips_of(plots: gpd.GeoDataFrame, transform: Affine, height: int,
@@ -150,9 +211,11 @@ def _strips_of(plots: gpd.GeoDataFrame, transform: Affine, height: int,
 
 
 def _frame(plot_ids: pd.Series, dates: pd.DatetimeIndex, members: dict[int, np.ndarray], n_pixels: list,
-           t_starts: list[int], tasks: list, coverage: bool) -> pd.DataFrame:
+           t_starts: list[int], tasks: list, coverage: bool,
+           grid_counts: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """The date tasks' per-strip results as the long frame, in the plots' order, then date
-    (deterministic whatever the strips or chunks)."""
+    (deterministic whatever the strips or chunks). ``grid_counts``: (plot positions, their
+    n_pixels_grid) where it differs from n_pixels."""
     n_t, n = len(dates), len(plot_ids)
     names = _FLOAT_STATS + ("count",) + (COVERAGE_COLUMNS if coverage else ())
     cols = {k: np.full((n_t, n), np.nan) for k in names}
@@ -168,6 +231,9 @@ def _frame(plot_ids: pd.Series, dates: pd.DatetimeIndex, members: dict[int, np.n
     out = pd.DataFrame({"plot_id": plot_ids.array.take(np.repeat(np.arange(n), n_t)),
                         "date": np.tile(dates.to_numpy(), n)})
     out["n_pixels"] = np.repeat(npx, n_t)
+    npx_grid = npx.copy()
+    npx_grid[grid_counts[0]] = grid_counts[1]
+    out[GRID_COLUMN] = np.repeat(npx_grid, n_t)
     for col in STAT_COLUMNS[1:] + (COVERAGE_COLUMNS if coverage else ()):
         out[col] = cols[col].T.ravel()
     return out
@@ -344,29 +410,9 @@ def _centre_pixels(geoms: np.ndarray, t: Affine, h: int, w: int) -> tuple[np.nda
     type_id = shapely.get_type_id(geoms)
     areal = np.flatnonzero(((type_id == 3) | (type_id == 6)) & ~shapely.is_empty(geoms))
     other = np.flatnonzero(~np.isin(type_id, (3, 6)) & ~shapely.is_empty(geoms))
-    xy, vertex_of, ring_geom = _ring_coordinates(geoms[areal])
-    inv = ~t
-    px = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
-    py = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f
-    # Edges between consecutive vertices of one ring (rings are closed: no wrap-around edge).
-    same = vertex_of[1:] == vertex_of[:-1]
-    xa, ya, xb, yb = px[:-1][same], py[:-1][same], px[1:][same], py[1:][same]
-    edge_plot = areal[ring_geom[vertex_of[:-1][same]]]
-    up = ya < yb
-    y1, y2 = np.where(up, ya, yb), np.where(up, yb, ya)
-    x1, x2 = np.where(up, xa, xb), np.where(up, xb, xa)
-    keep = y1 != y2  # horizontal edges cross no centre line (but on it: see the docstring)
-    y1, y2, x1, x2, edge_plot = y1[keep], y2[keep], x1[keep], x2[keep], edge_plot[keep]
-    # Rows whose centre line r + 0.5 lies in [y1, y2), clipped to the window.
-    r_lo = np.maximum(np.ceil(y1 - 0.5), 0).astype(np.int64)
-    r_hi = np.minimum(np.ceil(y2 - 0.5) - 1, h - 1).astype(np.int64)
-    k = np.maximum(r_hi - r_lo + 1, 0)
-    e = np.repeat(np.arange(len(k)), k)
-    rows = r_lo[e] + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
-    dy = rows + 0.5
-    x = (dy - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e]) + x1[e]
+    crossing_plot, rows, x = _crossings(geoms, areal, t, h)
     col = np.clip(np.floor(x + 0.5), 0, w).astype(np.int64)  # clipping keeps the order and the fill
-    key = np.sort((edge_plot[e] * h + rows) * (w + 1) + col)
+    key = np.sort((crossing_plot * h + rows) * (w + 1) + col)
     left, right = key[0::2], key[1::2]
     line = left // (w + 1)  # plot * h + row of each crossing pair
     if len(key) % 2 or not np.array_equal(line, right // (w + 1)):
@@ -388,6 +434,37 @@ def _centre_pixels(geoms: np.ndarray, t: Affine, h: int, w: int) -> tuple[np.nda
     else:
         starts = np.cumsum(lengths) - lengths
     return pool.astype(np.int64), starts, lengths
+
+
+def _crossings(geoms: np.ndarray, areal: np.ndarray, t: Affine,
+               h: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """GDAL's scanline crossings of the (multi)polygons ``geoms[areal]`` (see ``_centre_pixels``):
+    per crossing its plot (position in ``geoms``), row and x in pixel coordinates, for the rows
+    [0, h) of a window, or every row of the unbounded grid when ``h`` is None."""
+    xy, vertex_of, ring_geom = _ring_coordinates(geoms[areal])
+    inv = ~t
+    px = inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c
+    py = inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f
+    # Edges between consecutive vertices of one ring (rings are closed: no wrap-around edge).
+    same = vertex_of[1:] == vertex_of[:-1]
+    xa, ya, xb, yb = px[:-1][same], py[:-1][same], px[1:][same], py[1:][same]
+    edge_plot = areal[ring_geom[vertex_of[:-1][same]]]
+    up = ya < yb
+    y1, y2 = np.where(up, ya, yb), np.where(up, yb, ya)
+    x1, x2 = np.where(up, xa, xb), np.where(up, xb, xa)
+    keep = y1 != y2  # horizontal edges cross no centre line (but on it: see the docstring)
+    y1, y2, x1, x2, edge_plot = y1[keep], y2[keep], x1[keep], x2[keep], edge_plot[keep]
+    # Rows whose centre line r + 0.5 lies in [y1, y2), clipped to the window's rows if it has any.
+    r_lo, r_hi = np.ceil(y1 - 0.5), np.ceil(y2 - 0.5) - 1
+    if h is not None:
+        r_lo, r_hi = np.maximum(r_lo, 0), np.minimum(r_hi, h - 1)
+    r_lo, r_hi = r_lo.astype(np.int64), r_hi.astype(np.int64)
+    k = np.maximum(r_hi - r_lo + 1, 0)
+    e = np.repeat(np.arange(len(k)), k)
+    rows = r_lo[e] + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+    dy = rows + 0.5
+    x = (dy - y1[e]) * (x2[e] - x1[e]) / (y2[e] - y1[e]) + x1[e]
+    return edge_plot[e], rows, x
 
 
 def _ring_coordinates(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

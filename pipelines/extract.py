@@ -194,12 +194,12 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
         result.scheduler = sched
         for i, key in enumerate(result.partitions, 1):
             path = wdir / f"part-{key}.parquet"
+            members = plots_grid[keys == key]
             if path.exists():
                 result.resumed.append(key)
-                parts.append(pd.read_parquet(path))
+                parts.append(_with_grid_counts(pd.read_parquet(path), members, grid))
                 log.info("partition %s (%d/%d) resumed from %s", key, i, len(result.partitions), path)
                 continue
-            members = plots_grid[keys == key]
             unchanged = previous is not None and all(
                 previous.plot_sha256.get(pid) == h for pid, h in zip(members["plot_id"], geom_sha[keys == key]))
             dates = result.new_dates if unchanged else all_dates
@@ -211,6 +211,7 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
                 old = previous.series[previous.series["plot_id"].isin(members["plot_id"])
                                       & previous.series["date"].dt.strftime("%Y-%m-%d").isin(reusable)]
                 series = pd.concat([old, series], ignore_index=True) if series is not None else old.reset_index(drop=True)
+                series = _with_grid_counts(series, members, grid)
             _write_atomic(series, path)
             result.computed.append(key)
             parts.append(series)
@@ -226,9 +227,32 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
 
 def _compute(cfg: RunConfig, source: LocalTiles, grid: tiles.Grid, scenes_todo: pd.DataFrame,
              members: gpd.GeoDataFrame) -> pd.DataFrame:
-    window = tiles.window_for_bounds(grid, tuple(members.total_bounds))
+    window = tiles.window_within(grid, tuple(members.total_bounds))
+    if window is None:
+        # A partition wholly off the imagery (keys come from centroids): its plots get rows that say
+        # "not seen" (n_pixels 0, NaN statistics), so growth flags them and the run goes on.
+        log.warning("partition of %d plot(s) lies outside the imagery %s: no pixel read", len(members), grid.bounds)
+        return zonal.outside_timeseries(pd.DatetimeIndex(sorted(scenes_todo["date"].unique())), members,
+                                        grid.transform)
     ndvi = source.open_ndvi(scenes_todo, grid, window, cfg.imagery, chunk_px=cfg.imagery.chunk_px)
     return zonal.plot_timeseries(ndvi, members, group_px=cfg.imagery.plot_group_px)
+
+
+def _with_grid_counts(series: pd.DataFrame, members: gpd.GeoDataFrame, grid: tiles.Grid) -> pd.DataFrame:
+    """Rows written before ``n_pixels_grid`` existed (a previous run's series, an unfinished
+    partition of older code) lack it. It depends only on the polygon and the grid, which reused dates
+    share (same scene hashes), so it is recomputed from the polygons rather than assumed equal to
+    n_pixels: a plot half off the tile must not look wholly seen."""
+    col = zonal.GRID_COLUMN
+    if col in series.columns and not series[col].isna().any():
+        return series
+    counts = pd.Series(zonal.grid_pixel_counts(members.geometry.values, grid.transform), index=members["plot_id"].to_numpy())
+    fill = series["plot_id"].map(counts)
+    out = series.copy()
+    out[col] = (out[col].fillna(fill) if col in out.columns else fill).astype(np.int64)
+    order = [c for c in out.columns if c != col]
+    order.insert(order.index("n_pixels") + 1, col)  # where plot_timeseries puts it
+    return out[order]
 
 
 def _progress(scheduler: str):

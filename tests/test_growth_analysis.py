@@ -189,12 +189,18 @@ def test_sufficiency_flags_carry_their_numbers():
     vals = np.interp(np.arange(len(dates)), [0, 6, 10, 14], [0.3, 0.85, 0.85, 0.3])
     bare = np.full(len(dates), 0.2) + 0.01 * (np.arange(len(dates)) % 3)
     series = pd.concat([_series("ok", dates, vals), _series("tiny", dates, vals).assign(n_pixels=2),
-                        _series("none", dates, np.nan, 0.0).assign(n_pixels=0), _series("bare", dates, bare)])
+                        _series("none", dates, np.nan, 0.0).assign(n_pixels=0, n_pixels_grid=100),
+                        _series("bare", dates, bare)])
     plots = pd.DataFrame({"plot_id": ["ok", "tiny", "none", "bare"], "declared_crop": "winter_wheat", "region": "r"})
     g = growth.growth_analysis(series, plots, CROPS, POLICY, END, END).metrics.set_index("plot_id")
     assert g.loc["ok", "growth_flags"] == []
     assert g.loc["tiny", "growth_flag_details"]["PLOT_TOO_SMALL"] == f"2 pixels < {growth.MIN_PLOT_PIXELS}"
-    assert "NO_IMAGERY_COVERAGE" in g.loc["none", "growth_flags"]
+    # 100 pixel centres inside the polygon on the grid, none on the imagery (a plot off the tile); the
+    # other plots lack n_pixels_grid (NaN after the concat) and fall back to n_pixels.
+    assert g.loc["none", "growth_flag_details"]["NO_IMAGERY_COVERAGE"] == (
+        "none of the 100 pixel centres inside the polygon lies on the imagery")
+    assert g.loc["none", "imaged_fraction"] == 0.0 and g.loc["ok", "imaged_fraction"] == 1.0
+    assert (g.loc[["ok", "tiny", "bare"], "n_pixels_grid"] == [100, 2, 100]).all()
     assert g.loc["none", "growth_flag_details"]["NOT_ENOUGH_CLEAR_OBSERVATIONS"].startswith("0 clear dates")
     assert g.loc["bare", "growth_flag_details"]["NO_CROP_SIGNAL"] == (
         f"peak NDVI {bare.max():.2f} < {CROPS.get('winter_wheat').min_peak_ndvi}")

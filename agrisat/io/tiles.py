@@ -119,13 +119,22 @@ def common_grid(scenes: pd.DataFrame) -> Grid:
 
 def window_for_bounds(grid: Grid, bounds: tuple[float, float, float, float], pad: int = 1) -> Window:
     """Pixel window covering ``bounds`` (grid CRS) plus ``pad`` pixels, clipped to the grid."""
+    window = window_within(grid, bounds, pad)
+    if window is None:
+        raise ImageryError(f"plots {bounds} lie outside the imagery {grid.bounds}")
+    return window
+
+
+def window_within(grid: Grid, bounds: tuple[float, float, float, float], pad: int = 1) -> Window | None:
+    """``window_for_bounds``, or None when the bounds miss the grid: the pipeline then reports its
+    plots as unseen (NO_IMAGERY_COVERAGE) instead of stopping the whole run."""
     w = from_bounds(*bounds, transform=grid.transform)
     col0 = max(math.floor(w.col_off) - pad, 0)
     row0 = max(math.floor(w.row_off) - pad, 0)
     col1 = min(math.ceil(w.col_off + w.width) + pad, grid.width)
     row1 = min(math.ceil(w.row_off + w.height) + pad, grid.height)
     if col1 <= col0 or row1 <= row0:
-        raise ImageryError(f"plots {bounds} lie outside the imagery {grid.bounds}")
+        return None
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
