@@ -39,7 +39,8 @@ def stations(stations_csv):
 
 def _one_plot(crop: str, station: str, obs: pd.DataFrame, season_end: dt.date, rules=RULES) -> dict:
     plots = pd.DataFrame({"plot_id": ["p"], "declared_crop": [crop]})
-    match = pd.DataFrame({"plot_id": ["p"], "weather_point_id": [station], "weather_distance_km": [2.0]})
+    match = pd.DataFrame({"plot_id": ["p"], "weather_point_id": [station], "weather_distance_km": [2.0],
+                          "weather_point_lat": [STATIONS[station][1]]})
     out = weather.season_features(match, plots, obs, CROPS, rules, dt.date(season_end.year - 1, 9, 1), season_end, season_end)
     return out.iloc[0].to_dict()
 
@@ -135,6 +136,9 @@ def test_gaps_are_filled_for_temperature_only_and_long_gaps_give_no_numbers(stat
     got = _one_plot("maize", "brussels", rain_gap, dt.date(1985, 10, 31))
     assert got["weather_days_missing"] == 20 and "WEATHER_DATA_GAP" in got["weather_flags"]
     assert all(np.isnan(got[f]) for f in weather.FEATURES)
+    # No numbers is no evidence of "no shock": every shock is unevaluated (credit charges them).
+    assert got["weather_unevaluated"] == sorted(RULES.shocks)
+    assert got["weather_flags"] == ["WEATHER_DATA_GAP", "WEATHER_RULES_NOT_EVALUATED"]
     # A dropped row (absent, not NaN) is a missing day too.
     dropped = obs[~gap].copy()
     dropped.attrs = obs.attrs
@@ -156,8 +160,12 @@ def test_far_station_is_flagged(stations):
     plots = pd.DataFrame({"plot_id": ["p"], "declared_crop": ["maize"]})
     match = pd.DataFrame({"plot_id": ["p"], "weather_point_id": ["brussels"], "weather_distance_km": [71.0]})
     out = weather.season_features(match, plots, obs, CROPS, RULES, dt.date(1984, 11, 1), dt.date(1985, 10, 31), dt.date(1985, 10, 31))
-    assert "WEATHER_SOURCE_FAR" in out.loc[0, "weather_flags"]
+    assert out.loc[0, "weather_flags"] == ["WEATHER_SOURCE_FAR", "WEATHER_RULES_NOT_EVALUATED"]
     assert "71.0 km" in out.loc[0, "weather_flag_details"]["WEATHER_SOURCE_FAR"]
+    # Another place's weather is not this plot's evidence: its shocks are not evaluated (no haircut
+    # on WEATHER_SOURCE_FAR itself: credit charges the unevaluated shocks instead).
+    assert out.loc[0, "weather_unevaluated"] == sorted(RULES.shocks)
+    assert np.isfinite(out.loc[0, "rain_total_mm"])  # the numbers are still shown
 
 
 def test_region_shock_summary():
@@ -242,9 +250,20 @@ def test_a_missing_rain_day_is_not_a_day_of_pure_et0_loss(stations):
     assert got["weather_days_missing"] == 3 and "WEATHER_DATA_GAP" not in got["weather_flags"]  # 3 of ~160: tolerated
     assert got["rain_total_mm"] == pytest.approx(w["rain"].sum(), abs=1e-6)  # the rain observed, counted beside it
     assert got["rain_minus_et0_mm"] == pytest.approx((w["rain"] - w["et0"]).sum(), abs=1e-6)
-    # A missing ET0 value on an observed day leaves no balance at all, not a zero.
+    # A missing ET0 value on an observed day is estimated from that day's Tmin/Tmax (Hargreaves,
+    # FAO-56 eq. 52, written out here) and counted; with no temperatures either, no balance at all.
     no_et0 = obs.copy()
-    no_et0.loc[(no_et0["point_id"] == "brussels") & (no_et0["date"] == "1985-07-01"), "et0_mm"] = np.nan
+    day = (no_et0["point_id"] == "brussels") & (no_et0["date"] == "1985-07-01")
+    no_et0.loc[day, "et0_mm"] = np.nan
+    got = _one_plot("maize", "brussels", no_et0, dt.date(1985, 10, 31))
+    raw = _raw("brussels").loc[got["weather_window_start"]:got["weather_window_end"]]
+    tn, tx = raw.loc["1985-07-01", "tmin"], raw.loc["1985-07-01", "tmax"]
+    ra_mm = 0.408 * float(weather.extraterrestrial_radiation(50.798, 182))
+    est = 0.0023 * ((tn + tx) / 2 + 17.8) * (tx - tn) ** 0.5 * ra_mm
+    assert got["weather_et0_days_estimated"] == 1
+    assert got["rain_minus_et0_mm"] == pytest.approx((raw["rain"] - raw["et0"]).sum() + raw.loc["1985-07-01", "et0"] - est, abs=1e-6)
+    no_et0.loc[day, ["tmin_c", "tmax_c", "tmean_c"]] = np.nan
+    no_et0.loc[(no_et0["point_id"] == "brussels") & no_et0["date"].between("1985-06-29", "1985-07-03"), ["tmin_c", "tmax_c"]] = np.nan
     assert np.isnan(_one_plot("maize", "brussels", no_et0, dt.date(1985, 10, 31))["rain_minus_et0_mm"])
 
 
@@ -276,7 +295,9 @@ def test_daily_table_as_parquet_reads_like_the_csv(tmp_path):
 
 def test_an_inserted_dry_june_flags_plots_and_the_region_and_reaches_the_limits(tmp_path, monkeypatch):
     """The Hesbaye sample run on the real Brussels 2004/05 series (shifted to 2020/21) with June
-    made rainless: the drought rule fires per plot, for the region in the manifest, and as reasons."""
+    made rainless: the drought rule fires per plot, for the region in the manifest, and as reasons.
+    The station is placed among the plots: Uccle itself is 60-80 km away, beyond max_distance_km,
+    and a far station is no evidence (its shocks are not evaluated)."""
     import json
 
     import yaml
@@ -289,7 +310,7 @@ def test_an_inserted_dry_june_flags_plots_and_the_region_and_reaches_the_limits(
                           "tmax_c": src["tmax"].to_numpy(), "precip_mm": src["rain"].to_numpy(), "et0_mm": src["et0"].to_numpy()})
     daily.loc[daily["date"].between("2021-06-01", "2021-06-30"), "precip_mm"] = 0.0
     daily.to_csv(tmp_path / "daily.csv", index=False)
-    (tmp_path / "stations.csv").write_text("station_id,name,lon,lat\nuccle,Brussels-Uccle,4.358,50.798\n")
+    (tmp_path / "stations.csv").write_text("station_id,name,lon,lat\nuccle,Brussels-Uccle,5.33,50.63\n")
     config = ROOT / "configs" / "sample_hesbaye.yaml"
     cfg = yaml.safe_load(config.read_text())
     for key, value in list(cfg["inputs"].items()):
