@@ -61,6 +61,12 @@ def run(config: str, run_id: str | None, scheduler: str | None, incremental_from
 
     result = run_seasonal(config, run_id=run_id, scheduler=scheduler, incremental_from=incremental_from)
     click.echo(format_limits(result.limits))
+    if result.warnings:  # also in the manifest; shown here so nobody lends on them unread
+        click.echo(f"\n{len(result.warnings)} warning(s):", err=True)
+        for w in result.warnings[:20]:
+            click.echo(f"  {w}", err=True)
+        if len(result.warnings) > 20:
+            click.echo(f"  ... {len(result.warnings) - 20} more in manifest.json", err=True)
     click.echo(f"\nrun {result.run_id} written to {result.path}")
 
 

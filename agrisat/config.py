@@ -10,6 +10,7 @@ shared volume without editing configs). Secrets are never read from YAML: only f
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -176,6 +177,13 @@ class RunConfig(_Frozen):
     source_file: Path | None = None
 
     @model_validator(mode="after")
+    def _as_of_in_season(self) -> "RunConfig":
+        # A limit is valid from as_of: a date outside the season would lend on evidence of another one.
+        if not self.season.start <= self.run.as_of <= self.season.end:
+            raise ValueError(f"run.as_of {self.run.as_of} is outside the season {self.season.start} .. {self.season.end}")
+        return self
+
+    @model_validator(mode="after")
     def _local_imagery_named(self) -> "RunConfig":
         if self.imagery.source == "local" and (self.inputs.imagery_index is None) == (self.inputs.imagery_folder is None):
             raise ValueError("local imagery: give exactly one of inputs.imagery_index and inputs.imagery_folder")
@@ -237,8 +245,13 @@ class ChangeRules(_Frozen):
 
 
 # Season weather aggregates per plot (agrisat/weather.py computes them; shock rules refer to them).
-WEATHER_FEATURES = ("gdd", "rain_total_mm", "longest_dry_spell_days", "heat_stress_days",
-                    "frost_days_after_emergence", "heavy_rain_days", "max_3day_rain_mm", "rain_minus_et0_mm")
+# Daily data gives the daily metrics, monthly cells the monthly ones; gdd and rain_total_mm come from
+# both. A metric the data's resolution cannot give is NaN, and a rule on it is not evaluated.
+DAILY_WEATHER_FEATURES = ("longest_dry_spell_days", "heat_stress_days", "frost_days_after_emergence",
+                          "heavy_rain_days", "max_3day_rain_mm", "rain_minus_et0_mm")
+MONTHLY_WEATHER_FEATURES = ("rain_mm_per_30d", "driest_3_months_rain_mm", "wettest_month_rain_mm",
+                            "warmest_month_tmean_c", "cold_months_after_frost_start")
+WEATHER_FEATURES = ("gdd", "rain_total_mm") + DAILY_WEATHER_FEATURES + MONTHLY_WEATHER_FEATURES
 
 
 class ShockCondition(_Frozen):
@@ -256,11 +269,15 @@ class WeatherRules(_Frozen):
     dry_day_mm: float = Field(1.0, ge=0)  # a day with less rain is dry
     heavy_rain_mm: float = Field(30.0, gt=0)  # a day with this much rain or more is heavy rain
     frost_tmin_c: float = -2.0  # Tmin at or below this after emergence is a damaging frost
+    # Monthly cells: a frost-sensitive month with a mean temperature at or below this is a cold month
+    # (cold_months_after_frost_start); monthly means cannot show single frost nights.
+    cold_month_tmean_c: float = 4.0
     max_fill_days: int = Field(3, ge=0)  # longest temperature gap interpolated
     max_missing_fraction: float = Field(0.05, ge=0, le=1)  # more missing days: no aggregates
     max_distance_km: float = Field(50.0, gt=0)  # farther nearest station or cell: WEATHER_SOURCE_FAR
     region_share: float = Field(0.5, gt=0, le=1)  # share of a region's plots that makes a regional shock
-    # Shock code -> conditions on season aggregates; any condition that holds raises the code.
+    # Shock code -> conditions on season aggregates; any condition that holds raises the code. A shock
+    # none of whose conditions has a value is not evaluated (weather_unevaluated), never "no shock".
     shocks: dict[str, tuple[ShockCondition, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -288,6 +305,14 @@ class GrowthRules(_Frozen):
     crop_check_min_obs: int = Field(4, ge=3)
 
 
+class DebtRules(_Frozen):
+    """What an unknown debt means. ``zero``: lend as if nothing were owed (a warning names the farmers);
+    ``review``: the same limit, sent to a loan officer; ``hold``: limit 0, in review."""
+
+    file_missing: Literal["zero", "review", "hold"] = "review"  # the run config names no debt file
+    farmer_absent: Literal["zero", "review", "hold"] = "zero"  # a farmer the debt file does not list
+
+
 class Policy(_Frozen):
     version: str
     currency: str
@@ -310,6 +335,19 @@ class Policy(_Frozen):
     weather: WeatherRules = WeatherRules()
     growth: GrowthRules = GrowthRules()
     area_tolerance: float = Field(0.10, ge=0)  # declared vs polygon area, relative: AREA_MISMATCH beyond
+    # Share of a plot's pixel centres (on the imagery grid, from the polygon) seen on valid imagery
+    # below which it is PARTIAL_IMAGERY_COVERAGE and lends only on the area seen.
+    min_imaged_fraction: float = Field(0.9, gt=0, le=1)
+    # Share of a crop's price the bank does not count on (price risk), 0 <= h < 1, by crop name.
+    price_haircuts: dict[str, float] = Field(default_factory=dict)
+    debt: DebtRules = DebtRules()
+
+    @model_validator(mode="after")
+    def _haircuts_in_range(self) -> "Policy":
+        for crop, h in self.price_haircuts.items():
+            if not 0 <= h < 1:
+                raise ValueError(f"price_haircuts.{crop} = {h} must be within [0, 1)")
+        return self
 
     @model_validator(mode="after")
     def _multipliers_lower_only(self) -> "Policy":
@@ -375,11 +413,19 @@ def load_run_config(path: str | Path) -> RunConfig:
     return _validate(RunConfig, data, path)  # type: ignore[no-any-return]
 
 
+def content_version(name: str, path: Path) -> str:
+    """``name+<first 8 hex of the file's SHA-256>``: an edit without a new ``version:`` still shows."""
+    return f"{name}+{hashlib.sha256(path.read_bytes()).hexdigest()[:8]}"
+
+
 def load_crops(path: str | Path) -> CropTable:
     path = Path(path)
-    return _validate(CropTable, _read_yaml(path), path)  # type: ignore[no-any-return]
+    data = _read_yaml(path)
+    table = _validate(CropTable, data, path)
+    return table.model_copy(update={"version": content_version(table.version, path)})  # type: ignore[no-any-return]
 
 
 def load_policy(path: str | Path) -> Policy:
     path = Path(path)
-    return _validate(Policy, _read_yaml(path), path)  # type: ignore[no-any-return]
+    policy = _validate(Policy, _read_yaml(path), path)
+    return policy.model_copy(update={"version": content_version(policy.version, path)})  # type: ignore[no-any-return]

@@ -1,7 +1,13 @@
 """Land-transfer checks: does the farmer have the right to farm this plot this season, at what rent.
 
-Pure: takes the plots and contracts frames, returns one row per plot. Owner-operated plots are
-declared in the registry (``tenure == "owned"``) and need no contract.
+Pure: takes the plots and contracts frames. Owner-operated plots are declared in the registry
+(``tenure == "owned"``) and need no contract. A registry without a ``tenure`` column takes tenure
+from the contracts (a plot a contract names is leased); a plot with no tenure and no contract is
+``TENURE_UNKNOWN``, never "owned": the right to farm it is not established.
+
+Rent is an obligation of the lessee, not a property of an eligible plot: ``rent_obligations`` charges
+every active contract whose lessee is a registered farmer, whatever happens to the plot (cloudy,
+bare, excluded, registered to someone else).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import pandas as pd
 from agrisat.errors import InputDataError
 
 # Lease problems that take a plot out of the revenue base (the farmer cannot pledge that harvest).
-EXCLUDING_LEASE_CODES = ("LEASE_MISSING", "LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH", "LEASE_OVERLAP",
-                         "LEASE_PARTIAL_SEASON")
+EXCLUDING_LEASE_CODES = ("TENURE_UNKNOWN", "LEASE_MISSING", "LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH",
+                         "LEASE_OVERLAP", "LEASE_PARTIAL_SEASON")
+LEASE_DISPUTE_CODES = ("LEASE_OVERLAP",)  # the right to farm is contested: a loan officer decides
 INACTIVE = ("expired", "terminated")
 
 
@@ -23,18 +30,18 @@ def check_leases(
     plots: pd.DataFrame, contracts: pd.DataFrame | None, season_start: dt.date, season_end: dt.date,
     crop_windows: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per plot: ``plot_id, contract_id, lease_code, lease_detail, rent_due`` (tenure stays the
-    registry's column: repeating it here gave plots.parquet ``tenure_x`` and ``tenure_y``).
+    """Per plot: ``plot_id, contract_id, lease_code, lease_detail, tenure_used, rent_due`` (the
+    registry's ``tenure`` column stays as given; ``tenure_used`` is what the check went on).
 
     ``lease_code`` is ``OWNED``, ``LEASE_OK`` or one of EXCLUDING_LEASE_CODES, checked in this order:
     no contract (MISSING); none active in the season (EXPIRED); two active contracts that overlap in
     time (OVERLAP: the right to farm is contested); the active one names another lessee
     (LESSEE_MISMATCH); the lessee's contracts (a back-to-back renewal counts) do not cover the crop's
     sowing .. harvest given in ``crop_windows`` (``plot_id, crop_start, crop_end``; PARTIAL_SEASON).
-    Rent due is each contract's annual rent pro rata to the days it overlaps the season (only for
-    usable leases).
+    ``rent_due`` is the registered farmer's rent on their usable lease of the plot (informational:
+    the limit deducts ``rent_obligations``, which also counts leases of unusable plots).
     """
-    tenure = plots["tenure"].astype("string") if "tenure" in plots.columns else pd.Series("owned", index=plots.index)
+    tenure = plot_tenure(plots, contracts)
     known = set(plots["plot_id"])
     if contracts is not None:
         unknown = contracts.index[~contracts["plot_id"].isin(known)]
@@ -50,13 +57,50 @@ def check_leases(
     out = []
     for pid, fid, ten in zip(plots["plot_id"], plots["farmer_id"], tenure):
         row = {"plot_id": pid, "contract_id": None, "lease_code": "OWNED", "lease_detail": "",
-               "rent_due": 0.0}
-        if ten != "owned":
+               "tenure_used": ten, "rent_due": 0.0}
+        if ten == "unknown":
+            row.update(lease_code="TENURE_UNKNOWN",
+                       lease_detail=f"plot {pid}: tenure not given in the registry and no contract names it")
+        elif ten != "owned":
             mine = by_plot.get(pid, pd.DataFrame(columns=list(contracts.columns) if contracts is not None else []))
             window = (windows.at[pid, "crop_start"], windows.at[pid, "crop_end"]) if windows is not None and pid in windows.index else None
             row.update(_lease_status(mine, str(pid), str(fid), s0, s1, window))
         out.append(row)
     return pd.DataFrame(out)
+
+
+def plot_tenure(plots: pd.DataFrame, contracts: pd.DataFrame | None) -> pd.Series:
+    """``owned``, ``leased`` (any other registry value is treated as leased) or ``unknown`` per plot.
+
+    A missing value, or a registry without the column, is never "owned": a contract naming the plot
+    makes it leased, and without one it is unknown."""
+    named = set(contracts["plot_id"]) if contracts is not None else set()
+    given = (plots["tenure"].astype("string").str.strip().str.lower() if "tenure" in plots.columns
+             else pd.Series(pd.NA, index=plots.index, dtype="string"))
+    given = given.mask(given == "", pd.NA)
+    inferred = pd.Series(np.where(plots["plot_id"].isin(named), "leased", "unknown"), index=plots.index, dtype="string")
+    return given.fillna(inferred).astype(str)
+
+
+def rent_obligations(contracts: pd.DataFrame | None, farmers: set[str], season_start: dt.date,
+                     season_end: dt.date) -> pd.DataFrame:
+    """Rent due in the season per contract: ``farmer_id`` (the lessee), ``contract_id, plot_id, rent_due``.
+
+    Every contract not expired or terminated whose lessee is one of ``farmers`` and that overlaps the
+    season is charged pro rata to its days in the season (annual rent x days / 365), whether or not
+    the plot is registered to the lessee or can be pledged: the rent is owed either way.
+    """
+    cols = ["farmer_id", "contract_id", "plot_id", "rent_due"]
+    if contracts is None or contracts.empty:
+        return pd.DataFrame(columns=cols).astype({"rent_due": float})
+    s0, s1 = pd.Timestamp(season_start), pd.Timestamp(season_end)
+    c = contracts[contracts["lessee_id"].astype(str).isin(farmers) & ~contracts["status"].isin(INACTIVE)]
+    days = ((c["end_date"].clip(upper=s1) - c["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0)
+    out = pd.DataFrame({"farmer_id": c["lessee_id"].astype(str), "contract_id": c["contract_id"].astype(str),
+                        "plot_id": c["plot_id"].astype(str),
+                        "rent_due": np.round(c["annual_rent"].astype(float) * days / 365.0, 2)})
+    out = out[days > 0]
+    return out.sort_values(["farmer_id", "contract_id"]).reset_index(drop=True)
 
 
 def _lease_status(mine: pd.DataFrame, pid: str, farmer_id: str, s0: pd.Timestamp, s1: pd.Timestamp,

@@ -43,6 +43,14 @@ REASON_TEXT: dict[str, tuple[str, str]] = {
     "FLAG_WEATHER_FROST": ("Frost after emergence", "出苗后霜冻"),
     "FLAG_WEATHER_DATA_GAP": ("Too many days of weather data missing", "气象数据缺失天数过多"),
     "FLAG_WEATHER_SOURCE_FAR": ("Nearest weather station or cell is far away", "最近气象站或格点距离过远"),
+    "FLAG_WEATHER_RULES_NOT_EVALUATED": ("Weather shocks could not be ruled out; charged as if they happened",
+                                         "无法排除气象灾害，按已发生计"),
+    "FLAG_PARTIAL_IMAGERY_COVERAGE": ("Only part of the plot was seen; lent on that part", "地块仅部分被影像覆盖，按可见部分授信"),
+    "PLOT_EXCLUDED_TENURE_UNKNOWN": ("Plot with no known tenure and no contract excluded", "权属不明且无合同的地块被排除"),
+    "PRICE_HAIRCUT": ("Crop price risk deducted", "扣除作物价格风险"),
+    "DEBT_UNKNOWN": ("Existing debt not known", "现有负债未知"),
+    "DEBT_UNKNOWN_HOLD": ("Existing debt not known; held for review", "现有负债未知，暂停授信待审核"),
+    "NO_PLEDGEABLE_EVIDENCE": ("No plot could be measured; more evidence is needed", "无可测量地块，需要更多证据"),
 }
 
 

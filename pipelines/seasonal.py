@@ -24,7 +24,8 @@ import pandas as pd
 
 import agrisat
 from agrisat import credit, growth, land, plots as plotmod, weather, yields
-from agrisat.config import CropTable, RunConfig, load_crops, load_policy, load_run_config
+from agrisat.config import CropTable, Policy, RunConfig, load_crops, load_policy, load_run_config
+from agrisat.cropcalendar import HARVEST_MARGIN_DAYS
 from agrisat.errors import RunStoreError
 from agrisat.io import plots as plots_io
 from agrisat.io import runstore, tables
@@ -51,6 +52,7 @@ class RunResult:
     run_id: str
     path: Path
     limits: pd.DataFrame
+    warnings: tuple[str, ...] = ()
 
 
 def run_seasonal(config_path: str | Path, *, run_id: str | None = None, scheduler: str | None = None,
@@ -80,75 +82,35 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         series = extraction.series
         warnings += [f"scene {s['date']} skipped: {s['reason']}" for s in extraction.scene_report.skipped]
 
-    # 4. Growth metrics and data sufficiency.
-    with timer("growth"):
-        history = tables.read_growth_history(cfg.inputs.growth_history) if cfg.inputs.growth_history else None
-        crop_model = train_crops.load(cfg.crop_classifier) if cfg.crop_classifier else None
-        grown = growth.growth_analysis(series, plots, crops, policy, as_of, cfg.season.end, history,
-                                       season_start=cfg.season.start, crop_model=crop_model and crop_model["model"])
-        metrics = grown.metrics
-        # Raw statistics stay as extracted; the cleaned, smoothed value sits beside them.
-        series = series.merge(grown.observations, on=["plot_id", "date"], how="left")
-        series["is_outlier"] = series["is_outlier"].astype("boolean").fillna(False).astype(bool)
-        extras: dict[str, pd.DataFrame] = {"plot_smoothed": grown.curves}
-
-    # 5. Land transfer and weather: who may farm each plot this season, and what the season's
-    #    weather did to its crop. Bad rows stop the run or are quarantined (inputs.on_bad_row).
-    with timer("land_weather"):
-        known_plots, known_farmers = set(plots["plot_id"]), set(plots["farmer_id"].astype(str))
-        rejects: dict[str, pd.DataFrame] = {}
-        contracts = None
-        if cfg.inputs.contracts:
-            contracts = tables.read_contracts(cfg.inputs.contracts, known_plots=known_plots,
-                                              known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
-            rejects["contracts"] = contracts.attrs["rejects"]
-        windows = _crop_windows(plots, crops, cfg.season.start, cfg.season.end)
-        leases = land.check_leases(plots, contracts, cfg.season.start, cfg.season.end, windows)
-        regional: dict[str, dict[str, float]] = {}
-        source = _read_weather(cfg)
-        if source is not None:
-            points, obs = source
-            centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
-            lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
-            match = weather.nearest_points(lonlat, points)
-            wx = weather.season_features(match, plots, obs, crops, policy.weather, cfg.season.start, cfg.season.end, as_of)
-            wx = wx.merge(weather.season_totals(match, obs, cfg.season.start, cfg.season.end), on="plot_id")
-            extras["plot_weather"] = weather.monthly_series(match, obs, cfg.season.start, cfg.season.end)
-            regional = weather.region_shocks(wx, plots, policy.weather)
-            warnings += [f"plot {r.plot_id}: {r.weather_days_missing} of {r.weather_days} weather days missing"
-                         for r in wx.itertuples() if r.weather_days_missing]
-        else:
-            wx = pd.DataFrame({"plot_id": plots["plot_id"], "weather_flags": [[] for _ in range(len(plots))],
-                               "weather_flag_details": [{} for _ in range(len(plots))]})
-
-    # 6. Yield with uncertainty -> revenue -> limits (stage rules, change rules vs previous limits).
-    with timer("credit"):
-        model_version = yields.model_version(crops)
-        if policy.evidence == "prior":
-            est = yields.prior_yield(plots, crops, policy.prior_relative_sd)
-        else:
-            est = yields.estimate_yield(metrics, plots, crops)
-            if cfg.yield_model:
-                artifact = train_yield.load(cfg.yield_model)
-                crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
-                feats = metrics.merge(wx, on="plot_id", how="left")
-                feats["crop"] = feats["plot_id"].map(crop_of)
-                est = yields.with_model(est, train_yield.predict(artifact, feats), artifact["version"])
-                model_version = f"{artifact['version']}+{model_version}"
-        results = _plot_results(plots, metrics, leases, wx, est)
-        results = credit.plot_revenue(results, crops, policy)
-        debt, holds = None, {}
-        if cfg.inputs.debt:
-            debt = tables.read_debt(cfg.inputs.debt, known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
-            rejects["debt"] = debt.attrs["rejects"]
-            # A farmer whose debt record was set aside owes an unknown amount: hold, do not lend.
-            holds = {str(f): f"debt row {r} quarantined: {why}"
-                     for f, r, why in zip(rejects["debt"]["farmer_id"], rejects["debt"]["row"], rejects["debt"]["reason"])
-                     if str(f) in known_farmers}
-        previous = tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None
-        limits = credit.farmer_limits(results, debt, policy, as_of, previous, holds)
-        limits = _add_lineage(limits, results, series, policy.version, model_version, run_id,
-                              policy.min_valid_fraction, _inputs_digest(cfg, extraction))
+    # 4-6. Growth, land and weather, yield, credit: one pure chain (``decide``) on what was read.
+    history = tables.read_growth_history(cfg.inputs.growth_history) if cfg.inputs.growth_history else None
+    crop_model = train_crops.load(cfg.crop_classifier) if cfg.crop_classifier else None
+    known_plots, known_farmers = set(plots["plot_id"]), set(plots["farmer_id"].astype(str))
+    rejects: dict[str, pd.DataFrame] = {}
+    contracts = debt = None
+    if cfg.inputs.contracts:
+        contracts = tables.read_contracts(cfg.inputs.contracts, known_plots=known_plots,
+                                          known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
+        rejects["contracts"] = contracts.attrs["rejects"]
+    if cfg.inputs.debt:
+        debt = tables.read_debt(cfg.inputs.debt, known_farmers=known_farmers, on_bad_row=cfg.inputs.on_bad_row)
+        rejects["debt"] = debt.attrs["rejects"]
+    evidence = Evidence(
+        series=series, plots=plots, crops=crops, policy=policy, stage=cfg.run.stage, as_of=as_of,
+        season_start=cfg.season.start, season_end=cfg.season.end, contracts=contracts, weather=_read_weather(cfg),
+        debt=debt, debt_rejects=rejects.get("debt"),
+        previous=tables.read_previous_limits(cfg.inputs.previous_limits) if cfg.inputs.previous_limits else None,
+        history=history, crop_model=crop_model and crop_model["model"],
+        yield_artifact=train_yield.load(cfg.yield_model) if cfg.yield_model else None)
+    decision = decide(evidence, timer)
+    series, results, extras = decision.series, decision.results, decision.extras
+    warnings += decision.warnings
+    for w in decision.warnings:
+        log.warning("%s", w)
+    model_version = decision.model_version
+    limits = _add_lineage(decision.limits, results, series, policy.version, model_version, run_id,
+                          policy.min_valid_fraction, _inputs_digest(cfg, extraction))
+    regional = decision.regional
 
     manifest = _manifest(cfg, run_id, extraction, timer, warnings, plots, series, limits,
                          crops.version, policy.version, model_version)
@@ -160,7 +122,139 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
     manifest["min_valid_fraction"] = policy.min_valid_fraction
     path = runstore.write_run(cfg.run.output_dir, run_id, _to_geoparquet(results), series, limits, manifest, extras)
     extract.finish(cfg, run_id)
-    return RunResult(run_id, path, limits)
+    return RunResult(run_id, path, limits, tuple(warnings))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a season's decisions rest on, already read and validated: the input of ``decide``."""
+
+    series: pd.DataFrame  # per plot x date statistics (extraction's output)
+    plots: gpd.GeoDataFrame  # validated registry (plots.validate_plots)
+    crops: CropTable
+    policy: Policy  # in force at the stage (Policy.for_stage)
+    stage: str
+    as_of: dt.date
+    season_start: dt.date
+    season_end: dt.date
+    contracts: pd.DataFrame | None = None
+    weather: tuple[pd.DataFrame, pd.DataFrame] | None = None  # (points, observations)
+    debt: pd.DataFrame | None = None  # None: no debt file (policy.debt.file_missing applies)
+    debt_rejects: pd.DataFrame | None = None  # quarantined debt rows: their farmers are held
+    previous: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
+    crop_model: Any = None
+    yield_artifact: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    series: pd.DataFrame  # the extracted series with ndvi_smooth and is_outlier beside it
+    results: gpd.GeoDataFrame  # one row per plot
+    limits: pd.DataFrame  # one row per farmer (before lineage)
+    extras: dict[str, pd.DataFrame]
+    warnings: list[str]
+    regional: dict[str, dict[str, float]]
+    model_version: str
+
+
+def decide(ev: Evidence, timer: StageTimer | None = None) -> Decision:
+    """Growth -> land and weather -> yield -> credit on what was read. Pure: the property tests call
+    exactly this, so what they prove holds for ``run_seasonal``."""
+    timer = timer or StageTimer()
+    plots, crops, policy, as_of = ev.plots, ev.crops, ev.policy, ev.as_of
+    warnings = stage_warnings(ev.stage, plots, crops, ev.season_start, ev.season_end, as_of)
+
+    # 4. Growth metrics and data sufficiency.
+    with timer("growth"):
+        grown = growth.growth_analysis(ev.series, plots, crops, policy, as_of, ev.season_end, ev.history,
+                                       season_start=ev.season_start, crop_model=ev.crop_model)
+        metrics = grown.metrics
+        # Raw statistics stay as extracted; the cleaned, smoothed value sits beside them.
+        series = ev.series.merge(grown.observations, on=["plot_id", "date"], how="left")
+        series["is_outlier"] = series["is_outlier"].astype("boolean").fillna(False).astype(bool)
+        extras: dict[str, pd.DataFrame] = {"plot_smoothed": grown.curves}
+
+    # 5. Land transfer and weather: who may farm each plot this season, what rent is owed, and what
+    #    the season's weather did to its crop.
+    with timer("land_weather"):
+        windows = _crop_windows(plots, crops, ev.season_start, ev.season_end)
+        leases = land.check_leases(plots, ev.contracts, ev.season_start, ev.season_end, windows)
+        rent = land.rent_obligations(ev.contracts, set(plots["farmer_id"].astype(str)), ev.season_start, ev.season_end)
+        regional: dict[str, dict[str, float]] = {}
+        if ev.weather is not None:
+            points, obs = ev.weather
+            centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
+            lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
+            match = weather.nearest_points(lonlat, points)
+            wx = weather.season_features(match, plots, obs, crops, policy.weather, ev.season_start, ev.season_end,
+                                         as_of, points=points)
+            wx = wx.merge(weather.season_totals(match, obs, ev.season_start, ev.season_end), on="plot_id")
+            extras["plot_weather"] = weather.monthly_series(match, obs, ev.season_start, ev.season_end)
+            regional = weather.region_shocks(wx, plots, policy.weather)
+            warnings += [f"plot {r.plot_id}: {r.weather_days_missing} of {r.weather_days} weather days missing"
+                         for r in wx.itertuples() if r.weather_days_missing]
+        else:
+            wx = weather.no_weather(plots, policy.weather)
+            warnings.append("no weather source: no shock rule evaluated; every plot is charged as if each shock "
+                            "had happened (WEATHER_RULES_NOT_EVALUATED) and sent to review")
+
+    # 6. Yield with uncertainty -> revenue -> limits (stage rules, change rules vs previous limits).
+    with timer("credit"):
+        model_version = yields.model_version(crops)
+        if policy.evidence == "prior":
+            est = yields.prior_yield(plots, crops, policy.prior_relative_sd)
+        else:
+            est = yields.estimate_yield(metrics, plots, crops)
+            if ev.yield_artifact:
+                crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
+                feats = metrics.merge(wx, on="plot_id", how="left")
+                feats["crop"] = feats["plot_id"].map(crop_of)
+                est = yields.with_model(est, train_yield.predict(ev.yield_artifact, feats), ev.yield_artifact["version"])
+                model_version = f"{ev.yield_artifact['version']}+{model_version}"
+        results = _plot_results(plots, metrics, leases, wx, est)
+        results = credit.plot_revenue(results, crops, policy)
+        known_farmers = set(plots["farmer_id"].astype(str))
+        holds = {}
+        if ev.debt_rejects is not None and len(ev.debt_rejects):
+            # A farmer whose debt record was set aside owes an unknown amount: hold, do not lend.
+            r = ev.debt_rejects
+            holds = {str(f): f"debt row {row} quarantined: {why}"
+                     for f, row, why in zip(r["farmer_id"], r["row"], r["reason"]) if str(f) in known_farmers}
+        warnings += _debt_warnings(ev.debt, known_farmers, holds, policy)
+        limits = credit.farmer_limits(results, policy, as_of, rent=rent, debt=ev.debt, previous=ev.previous,
+                                      holds=holds)
+    return Decision(series, results, limits, extras, warnings, regional, model_version)
+
+
+def stage_warnings(stage: str, plots: pd.DataFrame, crops: CropTable, season_start: dt.date, season_end: dt.date,
+                   as_of: dt.date) -> list[str]:
+    """A ``harvest`` run before any registered crop's harvest or after all of them (with the calendar's
+    margin), or an ``after_harvest`` run before any harvest, runs but says so."""
+    if stage not in ("harvest", "after_harvest") or plots.empty:
+        return []
+    windows = _crop_windows(plots, crops, season_start, season_end)
+    harvest0 = windows["crop_end"].min()  # crop_window ends at the calendar's harvest date
+    last = windows["crop_end"].max() + pd.Timedelta(days=HARVEST_MARGIN_DAYS)
+    t = pd.Timestamp(as_of)
+    if t < harvest0:
+        return [f"stage {stage} at {as_of}: before the first harvest of the registered crops ({harvest0:%Y-%m-%d})"]
+    if stage == "harvest" and t > last:
+        return [f"stage harvest at {as_of}: after every registered crop's harvest (the last, "
+                f"{HARVEST_MARGIN_DAYS} days' margin included, {last:%Y-%m-%d}); after_harvest may be meant"]
+    return []
+
+
+def _debt_warnings(debt: pd.DataFrame | None, farmers: set[str], holds: dict[str, str], policy: Policy) -> list[str]:
+    """What an unknown debt was taken to mean: never a silent zero."""
+    if debt is None:
+        return [f"no debt file: every farmer's debt is unknown (policy debt.file_missing: {policy.debt.file_missing})"]
+    absent = sorted(farmers - set(debt["farmer_id"].astype(str)) - set(holds))
+    if not absent:
+        return []
+    shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+    return [f"{len(absent)} farmer(s) not in the debt file ({shown}): policy debt.farmer_absent: "
+            f"{policy.debt.farmer_absent}"]
 
 
 def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.DataFrame,

@@ -62,17 +62,25 @@ def test_yield_quantiles_ordered_and_scaled_by_peak():
 def _plot_rows(**over):
     base = {"plot_id": ["p1", "p2"], "farmer_id": ["F1", "F1"], "declared_crop": ["winter_wheat", "maize"],
             "area_ha": [2.0, 3.0], "declared_area_ha": [2.0, 3.0], "flags": [[], []],
-            "rent_due": [0.0, 300.0], "yield_p10": [6.0, 8.0], "yield_p50": [8.0, 10.0], "yield_p90": [10.0, 12.0]}
+            "yield_p10": [6.0, 8.0], "yield_p50": [8.0, 10.0], "yield_p90": [10.0, 12.0]}
     base.update(over)
     return pd.DataFrame(base)
+
+
+def _rent(amount: float = 300.0) -> pd.DataFrame:
+    """F1 leases p2 under C2 (land.rent_obligations' shape)."""
+    return pd.DataFrame({"farmer_id": ["F1"], "contract_id": ["C2"], "plot_id": ["p2"], "rent_due": [amount]})
+
+
+NO_DEBT = pd.DataFrame({"farmer_id": ["F1"], "outstanding": [0.0]})
 
 
 def test_limit_arithmetic_and_reason_order():
     rev = credit.plot_revenue(_plot_rows(), CROPS, POLICY)
     # p1: 2 ha x 6 t x 190 = 2280 -> advance 1140 (cap 1000/ha x 2 = 2000, not binding)
     # p2: 3 ha x 8 t x 180 = 4320 -> advance 2160 (cap 1200 x 3 = 3600)
-    lim = credit.farmer_limits(rev, pd.DataFrame({"farmer_id": ["F1"], "outstanding": [1000.0]}), POLICY,
-                               dt.date(2021, 10, 31)).iloc[0]
+    lim = credit.farmer_limits(rev, POLICY, dt.date(2021, 10, 31), rent=_rent(),
+                               debt=pd.DataFrame({"farmer_id": ["F1"], "outstanding": [1000.0]})).iloc[0]
     assert lim["limit"] == 3300 - 300 - 1000 - 0  # 2000, already a multiple of 100
     assert lim["status"] == "approved"
     assert lim["reason_codes"] == ["ADVANCE_ON_REVENUE", "EXISTING_DEBT", "RENT_DUE"]
@@ -84,7 +92,7 @@ def test_limit_arithmetic_and_reason_order():
 def test_excluded_plot_floor_rounding_and_caps():
     rows = _plot_rows(flags=[["LEASE_EXPIRED"], []], area_ha=[2.0, 30.0], declared_area_ha=[2.0, 30.0])
     rev = credit.plot_revenue(rows, CROPS, POLICY)
-    lim = credit.farmer_limits(rev, None, POLICY, dt.date(2021, 10, 31)).iloc[0]
+    lim = credit.farmer_limits(rev, POLICY, dt.date(2021, 10, 31), rent=_rent()).iloc[0]
     # p2 alone: 30 ha x 8 x 180 x 0.5 = 21600 -> farmer cap 10000 after 300 rent.
     assert lim["limit"] == 10_000
     assert lim["status"] == "review" and lim["decided_by"] == "PLOT_EXCLUDED_LEASE_EXPIRED"
@@ -94,21 +102,22 @@ def test_excluded_plot_floor_rounding_and_caps():
     assert excluded["plot_id"] == "p1" and excluded["amount"] == pytest.approx(-1140.0)
     assert excluded["text_zh"] and excluded["text_en"]
 
-    heavy = credit.farmer_limits(credit.plot_revenue(_plot_rows(), CROPS, POLICY),
-                                 pd.DataFrame({"farmer_id": ["F1"], "outstanding": [50_000.0]}), POLICY,
-                                 dt.date(2021, 10, 31)).iloc[0]
+    heavy = credit.farmer_limits(credit.plot_revenue(_plot_rows(), CROPS, POLICY), POLICY, dt.date(2021, 10, 31),
+                                 rent=_rent(), debt=pd.DataFrame({"farmer_id": ["F1"], "outstanding": [50_000.0]})).iloc[0]
     assert heavy["limit"] == 0 and heavy["status"] == "declined" and "FLOOR_AT_ZERO" in heavy["reason_codes"]
 
-    odd = credit.farmer_limits(credit.plot_revenue(_plot_rows(rent_due=[0.0, 355.0]), CROPS, POLICY),
-                               None, POLICY, dt.date(2021, 10, 31)).iloc[0]
+    odd = credit.farmer_limits(credit.plot_revenue(_plot_rows(), CROPS, POLICY), POLICY, dt.date(2021, 10, 31),
+                               rent=_rent(355.0), debt=NO_DEBT).iloc[0]
     assert odd["limit"] == 2900 and "ROUNDING" in odd["reason_codes"]  # 3300 - 355 = 2945 -> 2900
 
 
 def test_plot_without_estimate_gives_zero_not_invented_revenue():
     rows = _plot_rows(flags=[["NOT_ENOUGH_CLEAR_OBSERVATIONS"], ["NOT_ENOUGH_CLEAR_OBSERVATIONS"]],
                       yield_p10=[np.nan, np.nan], yield_p50=[np.nan, np.nan], yield_p90=[np.nan, np.nan])
-    lim = credit.farmer_limits(credit.plot_revenue(rows, CROPS, POLICY), None, POLICY, dt.date(2021, 10, 31)).iloc[0]
-    assert lim["limit"] == 0 and lim["status"] == "declined"
+    lim = credit.farmer_limits(credit.plot_revenue(rows, CROPS, POLICY), POLICY, dt.date(2021, 10, 31),
+                               debt=NO_DEBT).iloc[0]
+    # Nothing measured is not a "no": review, with the reason, never declined.
+    assert lim["limit"] == 0 and lim["status"] == "review" and lim["decided_by"] == "NO_PLEDGEABLE_EVIDENCE"
     assert lim["n_plots_eligible"] == 0 and np.isnan(lim["expected_revenue"])
 
 
@@ -131,13 +140,17 @@ def test_weather_shock_lowers_the_advance_as_a_reason_and_drops_the_limit_at_onc
     policy = load_policy(ROOT / "configs" / "policy.yaml").for_stage("harvest")  # advance rate 0.5
     rows = _plot_rows(flags=[["WEATHER_DROUGHT"], []])
     rev = credit.plot_revenue(rows, CROPS, policy)
-    prev = pd.DataFrame({"farmer_id": ["F1"], "limit": [5000.0]})
-    lim = credit.farmer_limits(rev, None, policy, dt.date(2021, 10, 31), prev).iloc[0]
+    # A previous limit still valid, with the obligations it knew: damping would apply but for the drought.
+    prev = pd.DataFrame({"farmer_id": ["F1"], "limit": [5000.0], "existing_debt": [0.0], "rent_due": [300.0],
+                         "valid_until": [pd.Timestamp("2021-12-31")]})
+    lim = credit.farmer_limits(rev, policy, dt.date(2021, 10, 31), rent=_rent(), debt=NO_DEBT, previous=prev).iloc[0]
     drought = next(r for r in lim["reasons"] if r["code"] == "FLAG_WEATHER_DROUGHT")
     m = policy.multipliers["WEATHER_DROUGHT"]
-    assert drought["plot_id"] == "p1" and drought["amount"] == pytest.approx(-1140.0 * (1 - m))
+    h1, h2 = (1 - policy.price_haircuts[c] for c in ("winter_wheat", "maize"))
+    assert drought["plot_id"] == "p1" and drought["amount"] == pytest.approx(-1140.0 * h1 * (1 - m))
     assert lim["status"] == "review" and lim["decided_by"] == "WEATHER_DROUGHT"
-    # A severe code: the fall from 5,000 is not damped by the change rules.
-    assert lim["limit"] == math.floor((1140.0 * m + 2160.0 - 300.0) / 100) * 100
-    assert lim["change_reason"] != "CHANGE_DECREASE_DAMPED"
+    # A severe code new since the previous limit: the fall from 5,000 is not damped by the change rules.
+    assert lim["limit"] == math.floor((1140.0 * h1 * m + 2160.0 * h2 - 300.0) / 100) * 100
+    assert lim["change_reason"].startswith("DECREASE_SEVERE:") and "CHANGE_DECREASE_DAMPED" not in lim["reason_codes"]
+    assert list(lim["severe_events"]) == ["WEATHER_DROUGHT"]
     assert sum(r["amount"] for r in lim["reasons"]) == pytest.approx(lim["limit"])

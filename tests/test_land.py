@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from agrisat.errors import InputDataError
-from agrisat.land import check_leases
+from agrisat.land import check_leases, plot_tenure, rent_obligations
 
 S0, S1 = dt.date(2020, 11, 1), dt.date(2021, 10, 31)
 
@@ -61,7 +61,10 @@ def test_two_active_contracts_on_one_plot_overlap():
     ])
     out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
     assert out.loc["P2", "lease_code"] == "LEASE_OVERLAP" and out.loc["P2", "contract_id"] == "C2+C9"
-    assert out.loc["P2", "rent_due"] == 0  # an excluded plot's rent is not charged either
+    # The plot is excluded, but each lessee still owes its rent (a dispute does not cancel a lease).
+    owed = rent_obligations(contracts, {"F1", "F2"}, S0, S1).set_index("contract_id")
+    assert owed.loc["C2", "farmer_id"] == "F1" and owed.loc["C2", "rent_due"] == pytest.approx(730.0)
+    assert owed.loc["C9", "farmer_id"] == "F2" and owed.loc["C9", "rent_due"] == pytest.approx(900.0)
     assert "contracts C2 (lessee F1, 2019-10-01..2028-09-30) and C9 (lessee F2" in out.loc["P2", "lease_detail"]
 
 
@@ -91,7 +94,9 @@ def test_a_renewal_with_a_hole_does_not_cover_the_crop():
     out = check_leases(_plots(), contracts, S0, S1, windows).set_index("plot_id")
     assert out.loc["P2", "lease_code"] == "LEASE_PARTIAL_SEASON" and out.loc["P2", "contract_id"] == "C2+C3"
     assert "first day not covered 2021-01-01" in out.loc["P2", "lease_detail"]
-    assert out.loc["P2", "rent_due"] == 0
+    # The lease does not cover the crop, so the plot is out; both contracts' rent is still owed.
+    owed = rent_obligations(contracts, {"F1"}, S0, S1).set_index("contract_id")["rent_due"]
+    assert owed.to_dict() == pytest.approx({"C2": round(730.0 * 61 / 365, 2), "C3": round(730.0 * 273 / 365, 2)})
 
 
 def test_lease_must_cover_the_crop_season_when_windows_are_given():
@@ -123,3 +128,29 @@ def test_an_active_contract_that_ended_before_the_season_is_expired():
     out = check_leases(_plots(), contracts, S0, S1).set_index("plot_id")
     assert out.loc["P3", "lease_code"] == "LEASE_EXPIRED" and out.loc["P3", "rent_due"] == 0
     assert out.loc["P3", "lease_detail"] == "contract C3 on plot P3 ended 2020-10-31; none active in the season"
+
+
+def test_rent_is_owed_by_the_lessee_whoever_registered_the_plot():
+    contracts = _contracts([
+        ("C4", "P4", "L2", "F9", "2019-10-01", "2028-09-30", 400.0, "EUR", "active"),   # P4 is F2's; F9 leases it
+        ("C3", "P3", "L1", "F2", "2018-10-01", "2020-09-30", 400.0, "EUR", "expired"),  # over: nothing owed
+        ("C6", "P1", "L1", "F2", "2021-08-01", "2021-12-31", 365.0, "EUR", "active"),   # 92 days in the season
+        ("C7", "P1", "L1", "F2", "2020-01-01", "2022-12-31", 365.0, "EUR", "terminated"),
+    ])
+    owed = rent_obligations(contracts, {"F1", "F2", "F9"}, S0, S1)
+    assert owed[["farmer_id", "contract_id", "plot_id"]].values.tolist() == [["F2", "C6", "P1"], ["F9", "C4", "P4"]]
+    assert owed["rent_due"].tolist() == pytest.approx([92.0, 400.0])
+    # A lessee the registry does not know has no limit to deduct from.
+    assert rent_obligations(contracts, {"F2"}, S0, S1)["contract_id"].tolist() == ["C6"]
+
+
+def test_tenure_is_never_assumed_owned():
+    plots = _plots().drop(columns="tenure")
+    contracts = _contracts([("C2", "P2", "L1", "F1", "2019-10-01", "2028-09-30", 730.0, "EUR", "active")])
+    assert plot_tenure(plots, contracts).tolist() == ["unknown", "leased", "unknown", "unknown", "unknown"]
+    out = check_leases(plots, contracts, S0, S1).set_index("plot_id")
+    assert out.loc["P1", "lease_code"] == "TENURE_UNKNOWN" and out.loc["P2", "lease_code"] == "LEASE_OK"
+    assert out.loc["P1", "lease_detail"] == "plot P1: tenure not given in the registry and no contract names it"
+    # A blank value in a tenure column is unknown too, and "Owned" is owned.
+    given = _plots().assign(tenure=["Owned", "", None, "leased", "leased"])
+    assert plot_tenure(given, contracts).tolist() == ["owned", "leased", "unknown", "leased", "leased"]

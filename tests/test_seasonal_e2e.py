@@ -226,7 +226,9 @@ def test_mol_cloudy_month_masks_clouds_and_flags_plots(tmp_path, monkeypatch):
     plots = gpd.read_parquet(res.path / "plots.parquet")
     assert all("NOT_ENOUGH_CLEAR_OBSERVATIONS" in f for f in plots["flags"])
     limits = pd.read_parquet(res.path / "limits.parquet")
-    assert (limits["limit"] == 0).all() and (limits["status"] == "declined").all()
+    # Too cloudy to measure is not evidence against the farmer: review, with the reason, not declined.
+    assert (limits["limit"] == 0).all() and (limits["status"] == "review").all()
+    assert (limits["decided_by"] == "NO_PLEDGEABLE_EVIDENCE").all()
 
 
 def test_bad_rows_stop_the_run_naming_file_and_row(tmp_path):

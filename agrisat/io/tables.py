@@ -171,6 +171,8 @@ def read_previous_limits(path: str | Path) -> pd.DataFrame:
     for col in ("existing_debt", "rent_due"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
+    if "valid_until" in df.columns:  # unparseable: unknown, and an unknown validity allows no damping
+        df["valid_until"] = pd.to_datetime(df["valid_until"], errors="coerce")
     dup = df["farmer_id"][df["farmer_id"].duplicated()]
     if len(dup):
         raise InputDataError(f"{path}: row {_row(int(dup.index[0]))}: farmer {dup.iloc[0]!r} listed twice")
