@@ -104,9 +104,7 @@ def run_seasonal(config_path: str | Path, *, run_id: str | None = None, schedule
         yield_artifact=train_yield.load(cfg.yield_model) if cfg.yield_model else None)
     decision = decide(evidence, timer)
     series, results, extras = decision.series, decision.results, decision.extras
-    warnings += decision.warnings
-    for w in decision.warnings:
-        log.warning("%s", w)
+    warnings += decision.warnings  # in the manifest; the CLI prints them under the limits
     model_version = decision.model_version
     limits = _add_lineage(decision.limits, results, series, policy.version, model_version, run_id,
                           policy.min_valid_fraction, _inputs_digest(cfg, extraction))
