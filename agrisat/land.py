@@ -52,21 +52,136 @@ def check_leases(
                 f"{contracts['contract_id'].iloc[i]} names unknown plot {contracts['plot_id'].iloc[i]!r}"
             )
     s0, s1 = pd.Timestamp(season_start), pd.Timestamp(season_end)
-    windows = crop_windows.set_index("plot_id") if crop_windows is not None else None
-    by_plot = {p: g for p, g in contracts.groupby("plot_id", sort=False)} if contracts is not None else {}
-    out = []
-    for pid, fid, ten in zip(plots["plot_id"], plots["farmer_id"], tenure):
-        row = {"plot_id": pid, "contract_id": None, "lease_code": "OWNED", "lease_detail": "",
-               "tenure_used": ten, "rent_due": 0.0}
-        if ten == "unknown":
-            row.update(lease_code="TENURE_UNKNOWN",
-                       lease_detail=f"plot {pid}: tenure not given in the registry and no contract names it")
-        elif ten != "owned":
-            mine = by_plot.get(pid, pd.DataFrame(columns=list(contracts.columns) if contracts is not None else []))
-            window = (windows.at[pid, "crop_start"], windows.at[pid, "crop_end"]) if windows is not None and pid in windows.index else None
-            row.update(_lease_status(mine, str(pid), str(fid), s0, s1, window))
-        out.append(row)
-    return pd.DataFrame(out)
+    pid = plots["plot_id"].to_numpy()
+    n = len(plots)
+    code = np.full(n, "OWNED", dtype=object)
+    detail = np.full(n, "", dtype=object)
+    cid = np.full(n, None, dtype=object)
+    rent = np.zeros(n)
+    ten = tenure.to_numpy()
+    unknown_t = ten == "unknown"
+    code[unknown_t] = "TENURE_UNKNOWN"
+    detail[unknown_t] = [f"plot {p}: tenure not given in the registry and no contract names it" for p in pid[unknown_t]]
+    leased = (ten != "owned") & ~unknown_t
+    code[leased] = "LEASE_MISSING"
+    detail[leased] = [f"plot {p} is declared leased but no contract names it" for p in pid[leased]]
+    if contracts is not None and len(contracts) and leased.any():
+        _columnar_leases(plots, leased, contracts, s0, s1, crop_windows, code, detail, cid, rent)
+    return pd.DataFrame({"plot_id": pid, "contract_id": cid, "lease_code": code, "lease_detail": detail,
+                         "tenure_used": ten, "rent_due": rent})
+
+
+def _columnar_leases(plots: pd.DataFrame, leased: np.ndarray, contracts: pd.DataFrame, s0: pd.Timestamp,
+                     s1: pd.Timestamp, crop_windows: pd.DataFrame | None, code: np.ndarray, detail: np.ndarray,
+                     cid: np.ndarray, rent: np.ndarray) -> None:
+    """The lease checks of every leased plot at once, written into the per-plot arrays, in the order
+    of ``check_leases``' docstring. One row per (plot, contract); each check is a group operation."""
+    lp = pd.DataFrame({"i": np.flatnonzero(leased), "plot_id": plots["plot_id"].to_numpy()[leased],
+                       "farmer": plots["farmer_id"].astype(str).to_numpy()[leased]})
+    c = contracts.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d))).merge(lp, on="plot_id")
+    if c.empty:
+        return
+    c = c.sort_values(["i", "_row"], kind="stable")
+    live = (c["start_date"] <= s1) & (c["end_date"] >= s0) & ~c["status"].isin(INACTIVE)
+
+    # EXPIRED: contracts, none active in the season; named after the one that ended last.
+    has_live = live.groupby(c["i"]).any()
+    expired = has_live.index[~has_live.to_numpy()]
+    if len(expired):
+        last = c[c["i"].isin(expired)].sort_values(["i", "end_date"], kind="stable").groupby("i").tail(1)
+        ii = last["i"].to_numpy()
+        code[ii] = "LEASE_EXPIRED"
+        cid[ii] = last["contract_id"].to_numpy()
+        detail[ii] = [f"contract {k} on plot {p} ended {e:%Y-%m-%d}{' (' + str(st) + ')' if st in INACTIVE else ''}; "
+                      f"none active in the season" for k, p, e, st in
+                      zip(last["contract_id"], last["plot_id"], last["end_date"], last["status"])]
+
+    cov = c[live.to_numpy()].sort_values(["i", "start_date", "contract_id"], kind="stable")
+    if cov.empty:
+        return
+    # OVERLAP: sorted by start, a contract overlaps a later one iff the next one starts before it ends,
+    # so the first such pair of a plot is the first consecutive one.
+    nxt = cov.groupby("i").shift(-1)
+    clash = (nxt["start_date"] <= cov["end_date"]).to_numpy()
+    first_clash = pd.Series(clash, index=cov.index).groupby(cov["i"]).idxmax()[pd.Series(clash).groupby(cov["i"].to_numpy()).any()]
+    overlap = set()
+    if len(first_clash):
+        a, b = cov.loc[first_clash.to_numpy()], nxt.loc[first_clash.to_numpy()]
+        ii = a["i"].to_numpy()
+        overlap = set(ii.tolist())
+        code[ii] = "LEASE_OVERLAP"
+        cid[ii] = [f"{x}+{y}" for x, y in zip(a["contract_id"], b["contract_id"])]
+        detail[ii] = [f"plot {p}: contracts {x} (lessee {lx}, {sx:%Y-%m-%d}..{ex:%Y-%m-%d}) and {y} "
+                      f"(lessee {ly}, {sy:%Y-%m-%d}..{ey:%Y-%m-%d}) overlap" for p, x, lx, sx, ex, y, ly, sy, ey in
+                      zip(a["plot_id"], a["contract_id"], a["lessee_id"], a["start_date"], a["end_date"],
+                          b["contract_id"], b["lessee_id"], b["start_date"], b["end_date"])]
+    cov = cov[~cov["i"].isin(overlap)]
+    own = cov[cov["lessee_id"].astype(str) == cov["farmer"]]
+    # LESSEE_MISMATCH: active contracts, none to the registered farmer; named after the first.
+    other = cov[~cov["i"].isin(set(own["i"]))].groupby("i").head(1)
+    if len(other):
+        ii = other["i"].to_numpy()
+        code[ii] = "LEASE_LESSEE_MISMATCH"
+        cid[ii] = other["contract_id"].to_numpy()
+        detail[ii] = [f"contract {k} leases plot {p} to {lessee}, not {f}" for k, p, lessee, f in
+                      zip(other["contract_id"], other["plot_id"], other["lessee_id"], other["farmer"])]
+    if own.empty:
+        return
+    # The lessee's contracts (a renewal is a second one) must cover the crop's sowing .. harvest.
+    g = own.groupby("i", sort=True)
+    ids = g["contract_id"].agg(lambda x: "+".join(x.astype(str)))
+    ii = ids.index.to_numpy()
+    code[ii], cid[ii], detail[ii] = "LEASE_OK", ids.to_numpy(), ""
+    if crop_windows is not None:
+        w = crop_windows.drop_duplicates("plot_id").set_index("plot_id")
+        own = own[own["plot_id"].isin(w.index)]
+    if crop_windows is not None and len(own):
+        gap = _first_uncovered(own, w)
+        if len(gap):
+            sub = own[own["i"].isin(gap.index)]
+            runs = sub.groupby("i").apply(lambda d: ", ".join(f"{x:%Y-%m-%d}..{y:%Y-%m-%d}"
+                                                             for x, y in zip(d["start_date"], d["end_date"])))
+            names = sub.groupby("i")["contract_id"].agg(lambda x: ", ".join(x.astype(str)))
+            count = sub.groupby("i").size()
+            gi = gap.index.to_numpy()
+            code[gi] = "LEASE_PARTIAL_SEASON"
+            pids = plots["plot_id"].to_numpy()
+            detail[gi] = [
+                (f"contract {ids[k]} on plot {pids[k]} runs" if count[k] == 1 else
+                 f"contracts {names[k]} on plot {pids[k]} run")
+                + f" {runs[k]}, not the crop's {w.at[pids[k], 'crop_start']:%Y-%m-%d}..{w.at[pids[k], 'crop_end']:%Y-%m-%d}"
+                  f" (first day not covered {gap[k]:%Y-%m-%d})" for k in gi]
+    ok = np.asarray([x == "LEASE_OK" for x in code[ii]])
+    # Rent of the usable lease: each contract's days in the season, summed in start order.
+    days = ((own["end_date"].clip(upper=s1) - own["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0)
+    part = pd.Series(own["annual_rent"].astype(float).to_numpy() * days.to_numpy() / 365.0, index=own.index)
+    total = part.groupby(own["i"]).cumsum().groupby(own["i"]).last()
+    keep = ii[ok]
+    rent[keep] = np.round(total.reindex(keep).to_numpy(), 2)
+
+
+def _first_uncovered(own: pd.DataFrame, windows: pd.DataFrame) -> pd.Series:
+    """Per plot (``i``) whose own contracts (sorted by start) leave a day of the crop window uncovered:
+    that first day. The sweep of the per-plot rule: a contract starting after the day reached so far
+    leaves that day open; otherwise the day moves past its end."""
+    w0 = own["plot_id"].map(windows["crop_start"]).to_numpy()
+    w1 = own["plot_id"].map(windows["crop_end"]).to_numpy()
+    step = (own["end_date"] + pd.Timedelta(days=1)).to_numpy()
+    reach = pd.Series(step, index=own.index).groupby(own["i"]).cummax().to_numpy()
+    before = pd.Series(reach, index=own.index).groupby(own["i"]).shift(1).to_numpy()
+    day_in = np.where(pd.isna(before), w0, np.maximum(before.astype("datetime64[ns]"), w0))  # the day reached before this contract
+    brk = own["start_date"].to_numpy() > day_in
+    day_out = np.maximum(day_in, step)
+    covered = ~brk & (day_out > w1)
+    event = brk | covered
+    frame = pd.DataFrame({"i": own["i"].to_numpy(), "event": event, "brk": brk, "day_in": day_in,
+                          "day_out": day_out, "w1": w1})
+    firsts = frame[frame["event"]].groupby("i").head(1).set_index("i")
+    out = firsts.loc[firsts["brk"], "day_in"]
+    # No event at all: the window runs past the last contract.
+    none = frame.groupby("i").tail(1).set_index("i")
+    none = none[~none.index.isin(firsts.index) & (none["day_out"] <= none["w1"])]["day_out"]
+    return pd.concat([out, none]).sort_index().map(pd.Timestamp)
 
 
 def plot_tenure(plots: pd.DataFrame, contracts: pd.DataFrame | None) -> pd.Series:
@@ -101,66 +216,3 @@ def rent_obligations(contracts: pd.DataFrame | None, farmers: set[str], season_s
                         "rent_due": np.round(c["annual_rent"].astype(float) * days / 365.0, 2)})
     out = out[days > 0]
     return out.sort_values(["farmer_id", "contract_id"]).reset_index(drop=True)
-
-
-def _lease_status(mine: pd.DataFrame, pid: str, farmer_id: str, s0: pd.Timestamp, s1: pd.Timestamp,
-                  window: tuple[pd.Timestamp, pd.Timestamp] | None) -> dict:
-    if mine.empty:
-        return {"lease_code": "LEASE_MISSING", "lease_detail": f"plot {pid} is declared leased but no contract names it"}
-    covering = mine[(mine["start_date"] <= s1) & (mine["end_date"] >= s0) & ~mine["status"].isin(INACTIVE)]
-    covering = covering.sort_values(["start_date", "contract_id"])
-    if covering.empty:
-        c = mine.sort_values("end_date").iloc[-1]
-        return {"contract_id": c["contract_id"], "lease_code": "LEASE_EXPIRED",
-                "lease_detail": f"contract {c['contract_id']} on plot {pid} ended {c['end_date']:%Y-%m-%d}"
-                                f"{' (' + str(c['status']) + ')' if c['status'] in INACTIVE else ''}; none active in the season"}
-    clash = _first_overlap(covering)
-    if clash is not None:
-        a, b = clash
-        return {"contract_id": f"{a['contract_id']}+{b['contract_id']}", "lease_code": "LEASE_OVERLAP",
-                "lease_detail": f"plot {pid}: contracts {a['contract_id']} (lessee {a['lessee_id']}, "
-                                f"{a['start_date']:%Y-%m-%d}..{a['end_date']:%Y-%m-%d}) and {b['contract_id']} "
-                                f"(lessee {b['lessee_id']}, {b['start_date']:%Y-%m-%d}..{b['end_date']:%Y-%m-%d}) overlap"}
-    own = covering[covering["lessee_id"] == farmer_id]
-    if own.empty:
-        c = covering.iloc[0]
-        return {"contract_id": c["contract_id"], "lease_code": "LEASE_LESSEE_MISMATCH",
-                "lease_detail": f"contract {c['contract_id']} leases plot {pid} to {c['lessee_id']}, not {farmer_id}"}
-    # A renewal is a second contract to the same lessee: together they may cover the crop, and
-    # each one's rent falls due for its own days of the season. (They cannot overlap: OVERLAP above.)
-    own = own.sort_values(["start_date", "contract_id"])
-    ids = "+".join(own["contract_id"].astype(str))
-    if window is not None and (gap := _first_uncovered(own, *window)) is not None:
-        runs = ", ".join(f"{s:%Y-%m-%d}..{e:%Y-%m-%d}" for s, e in zip(own["start_date"], own["end_date"]))
-        what = f"contract {ids} on plot {pid} runs" if len(own) == 1 else \
-            f"contracts {', '.join(own['contract_id'].astype(str))} on plot {pid} run"
-        return {"contract_id": ids, "lease_code": "LEASE_PARTIAL_SEASON",
-                "lease_detail": f"{what} {runs}, not the crop's {window[0]:%Y-%m-%d}..{window[1]:%Y-%m-%d}"
-                                f" (first day not covered {gap:%Y-%m-%d})"}
-    rent = 0.0
-    for start, end, annual in zip(own["start_date"], own["end_date"], own["annual_rent"]):
-        days = (min(end, s1) - max(start, s0)).days + 1
-        rent += float(annual) * max(days, 0) / 365.0
-    return {"contract_id": ids, "lease_code": "LEASE_OK", "rent_due": float(np.round(rent, 2))}
-
-
-def _first_uncovered(own: pd.DataFrame, w0: pd.Timestamp, w1: pd.Timestamp) -> pd.Timestamp | None:
-    """First day of ``w0`` .. ``w1`` that no contract of ``own`` (sorted by start) covers, or None."""
-    day = w0
-    for start, end in zip(own["start_date"], own["end_date"]):
-        if start > day:
-            break
-        day = max(day, end + pd.Timedelta(days=1))
-        if day > w1:
-            return None
-    return day if day <= w1 else None
-
-
-def _first_overlap(active: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
-    """First pair of contracts (sorted by start) whose date ranges overlap each other."""
-    rows = [r for _, r in active.iterrows()]
-    for i, a in enumerate(rows):
-        for b in rows[i + 1:]:
-            if b["start_date"] <= a["end_date"] and a["start_date"] <= b["end_date"]:
-                return a, b
-    return None
