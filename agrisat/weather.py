@@ -94,8 +94,13 @@ def season_features(
     window is clipped to the run's season: weather before the season is not asked of the source.
     The point's latitude (for Hargreaves ET0) comes from ``points`` (``point_id, lat``) or else from
     ``match["weather_point_lat"]``; without either, a day lacking ET0 stays lacking.
+
+    Columnar: aggregates and flags are computed once per (point, crop) and joined to the plots (a
+    plot whose point is too far gets its own flags: their text names its distance).
     """
-    crop_of = dict(zip(plots["plot_id"], plots["declared_crop"].astype(str)))
+    crop_of = plots.drop_duplicates("plot_id").set_index("plot_id")["declared_crop"].astype(str)
+    pairs = match[["plot_id", "weather_point_id", "weather_distance_km"]].reset_index(drop=True)
+    pairs["_crop"] = pairs["plot_id"].map(crop_of).to_numpy()
     by_point = {pid: g for pid, g in obs.groupby("point_id", sort=False)}
     if points is not None:
         lat_of = dict(zip(points["point_id"], points["lat"].astype(float)))
@@ -104,29 +109,32 @@ def season_features(
     else:
         lat_of = {}
     monthly = obs.attrs.get("freq") == "MS"
-    cache: dict[tuple[str, str], dict] = {}
-    rows = []
-    for pid, point, dist in zip(match["plot_id"], match["weather_point_id"], match["weather_distance_km"]):
-        key = (str(point), crop_of[pid])
-        if key not in cache:
-            crop = crops.get(crop_of[pid], plot_id=str(pid))
-            sowing, end = crop_window(crop, season_end, as_of, season_start)
-            start = max(sowing, pd.Timestamp(season_start))
-            series = by_point.get(point, obs.iloc[:0])
-            # Frost counts from the crop's own emergence, not from where the run's season clips it.
-            if monthly:
-                agg = _monthly_aggregates(series, start, end, crop, rules, frost_start(crop, sowing))
-            else:
-                agg = _daily_aggregates(series, start, end, crop, rules, frost_start(crop, sowing), lat_of.get(point))
-            cache[key] = {"weather_window_start": start, "weather_window_end": end,
-                          "weather_resolution": "monthly" if monthly else "daily", **agg}
-        row = {"plot_id": pid, "weather_point_id": point, "weather_distance_km": dist, **cache[key]}
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    flags, details, unevaluated = zip(*(_weather_flags(r, rules) for r in out.to_dict("records"))) if len(out) else ((), (), ())
-    out["weather_flags"] = list(flags)
-    out["weather_flag_details"] = list(details)
-    out["weather_unevaluated"] = list(unevaluated)
+    first_plot = pairs.drop_duplicates(["weather_point_id", "_crop"])
+    aggs = []
+    for point, crop_name, pid in zip(first_plot["weather_point_id"], first_plot["_crop"], first_plot["plot_id"]):
+        crop = crops.get(crop_name, plot_id=str(pid))  # a loop over (point, crop) pairs, not plots
+        sowing, end = crop_window(crop, season_end, as_of, season_start)
+        start = max(sowing, pd.Timestamp(season_start))
+        series = by_point.get(point, obs.iloc[:0])
+        # Frost counts from the crop's own emergence, not from where the run's season clips it.
+        if monthly:
+            agg = _monthly_aggregates(series, start, end, crop, rules, frost_start(crop, sowing))
+        else:
+            agg = _daily_aggregates(series, start, end, crop, rules, frost_start(crop, sowing), lat_of.get(point))
+        aggs.append({"weather_point_id": point, "_crop": crop_name, "weather_window_start": start,
+                     "weather_window_end": end, "weather_resolution": "monthly" if monthly else "daily", **agg})
+    out = pairs.merge(pd.DataFrame(aggs), on=["weather_point_id", "_crop"], how="left", sort=False)
+    # Flags depend on the pair's aggregates, and on the distance only when it is too far.
+    far = out["weather_distance_km"].to_numpy(float) > rules.max_distance_km
+    key = out["weather_point_id"].astype(str) + "\x1f" + out["_crop"] + "\x1f" + np.where(
+        far, out["weather_distance_km"].astype(str), "")
+    out = out.drop(columns="_crop")
+    firsts = ~key.duplicated().to_numpy()
+    found = [_weather_flags(r, rules) for r in out[firsts].to_dict("records")]
+    at = pd.Series(np.arange(int(firsts.sum())), index=key[firsts].to_numpy()).reindex(key.to_numpy()).to_numpy()
+    out["weather_flags"] = [list(found[k][0]) for k in at]
+    out["weather_flag_details"] = [dict(found[k][1]) for k in at]
+    out["weather_unevaluated"] = [list(found[k][2]) for k in at]
     return out
 
 
@@ -335,12 +343,15 @@ def region_shocks(features: pd.DataFrame, plots: pd.DataFrame, rules: WeatherRul
     reported (the manifest lists them so operations see a regional event, not 40 separate plots)."""
     region = plots.set_index("plot_id")["region"] if "region" in plots.columns else pd.Series("all", index=plots["plot_id"])
     df = features[["plot_id", "weather_flags"]].assign(region=lambda d: d["plot_id"].map(region).fillna("unknown"))
+    size = df.groupby("region", sort=True).size()
+    hits = df.explode("weather_flags")
+    hits = hits[hits["weather_flags"].isin(list(rules.shocks))].drop_duplicates(["plot_id", "region", "weather_flags"])
+    share = hits.groupby(["region", "weather_flags"], sort=True).size() / size.reindex(
+        hits.groupby(["region", "weather_flags"], sort=True).size().index.get_level_values(0)).to_numpy()
     out: dict[str, dict[str, float]] = {}
-    for reg, g in df.groupby("region", sort=True):
-        for code in sorted(rules.shocks):
-            share = float(np.mean([code in f for f in g["weather_flags"]]))
-            if share >= rules.region_share and share > 0:
-                out.setdefault(str(reg), {})[code] = round(share, 4)
+    for (reg, code), v in share.items():  # only the (region, shock) pairs that fired
+        if v >= rules.region_share and v > 0:
+            out.setdefault(str(reg), {})[code] = round(float(v), 4)
     return out
 
 
