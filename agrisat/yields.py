@@ -22,33 +22,37 @@ def model_version(crops: CropTable) -> str:
     return f"empirical-peak-ndvi/{crops.version}"
 
 
+def _crop_column(plots: pd.DataFrame, ids: pd.Series, crops: CropTable, attr: str) -> np.ndarray:
+    """``attr`` of each plot's declared crop (unknown crops name their first plot), per crop not per plot."""
+    crop = ids.map(plots.drop_duplicates("plot_id").set_index("plot_id")["declared_crop"].astype(str))
+    values = {c: getattr(crops.get(c, plot_id=str(ids[crop == c].iloc[0])), attr) for c in crop.unique()}
+    return crop.map(values).to_numpy(float)
+
+
 def estimate_yield(growth: pd.DataFrame, plots: pd.DataFrame, crops: CropTable) -> pd.DataFrame:
     """Per plot: ``yield_p10, yield_p50, yield_p90`` (t/ha), ``yield_method``."""
-    crop_of = dict(zip(plots["plot_id"], plots["declared_crop"]))
-    rows = []
-    for pid, peak, flags in zip(growth["plot_id"], growth["peak_ndvi"], growth["growth_flags"]):
-        c = crops.get(str(crop_of[pid]), plot_id=str(pid))
-        if any(f in EXCLUDING_GROWTH_FLAGS for f in flags) or not np.isfinite(peak):
-            rows.append({"plot_id": pid, "yield_p10": np.nan, "yield_p50": np.nan, "yield_p90": np.nan,
-                         "yield_method": "none"})
-            continue
-        ratio = min(max(peak, 0.0) / c.reference_peak_ndvi, MAX_RELATIVE_TO_REFERENCE)
-        p50 = c.reference_yield_t_ha * ratio
-        sd = c.relative_sd * p50
-        rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
-                     "yield_p90": p50 + Z90 * sd, "yield_method": "empirical_peak_ndvi"})
-    return pd.DataFrame(rows)
+    ids = growth["plot_id"].reset_index(drop=True)
+    peak = growth["peak_ndvi"].to_numpy(float)
+    excluded = np.array([any(f in EXCLUDING_GROWTH_FLAGS for f in flags) for flags in growth["growth_flags"]], dtype=bool)
+    none = excluded | ~np.isfinite(peak)
+    ref_y, ref_peak = _crop_column(plots, ids, crops, "reference_yield_t_ha"), _crop_column(plots, ids, crops, "reference_peak_ndvi")
+    sd_rel = _crop_column(plots, ids, crops, "relative_sd")
+    ratio = np.minimum(np.maximum(peak, 0.0) / ref_peak, MAX_RELATIVE_TO_REFERENCE)
+    p50 = ref_y * ratio
+    sd = sd_rel * p50
+    nan = np.nan
+    return pd.DataFrame({"plot_id": ids, "yield_p10": np.where(none, nan, np.maximum(p50 - Z90 * sd, 0.0)),
+                         "yield_p50": np.where(none, nan, p50), "yield_p90": np.where(none, nan, p50 + Z90 * sd),
+                         "yield_method": np.where(none, "none", "empirical_peak_ndvi").astype(object)})
 
 
 def prior_yield(plots: pd.DataFrame, crops: CropTable, relative_sd: float) -> pd.DataFrame:
     """Before the crop is visible (planting stage): the crop's reference yield with a wide band."""
-    rows = []
-    for pid, crop in zip(plots["plot_id"], plots["declared_crop"]):
-        p50 = crops.get(str(crop), plot_id=str(pid)).reference_yield_t_ha
-        sd = relative_sd * p50
-        rows.append({"plot_id": pid, "yield_p10": max(p50 - Z90 * sd, 0.0), "yield_p50": p50,
-                     "yield_p90": p50 + Z90 * sd, "yield_method": "prior_reference"})
-    return pd.DataFrame(rows)
+    ids = plots["plot_id"].reset_index(drop=True)
+    p50 = _crop_column(plots, ids, crops, "reference_yield_t_ha")
+    sd = relative_sd * p50
+    return pd.DataFrame({"plot_id": ids, "yield_p10": np.maximum(p50 - Z90 * sd, 0.0), "yield_p50": p50,
+                         "yield_p90": p50 + Z90 * sd, "yield_method": "prior_reference"})
 
 
 def with_model(empirical: pd.DataFrame, model_q: pd.DataFrame, model_id: str) -> pd.DataFrame:

@@ -279,12 +279,13 @@ def _plot_results(plots: gpd.GeoDataFrame, metrics: pd.DataFrame, leases: pd.Dat
 
 
 def _crop_windows(plots: pd.DataFrame, crops: CropTable, season_start: dt.date, season_end: dt.date) -> pd.DataFrame:
-    """Sowing .. harvest of each plot's declared crop (a lease must cover it)."""
-    rows = []
-    for pid, crop in zip(plots["plot_id"], plots["declared_crop"].astype(str)):
-        start, end = weather.crop_window(crops.get(crop, plot_id=str(pid)), season_end, season_start=season_start)
-        rows.append({"plot_id": pid, "crop_start": start, "crop_end": end})
-    return pd.DataFrame(rows)
+    """Sowing .. harvest of each plot's declared crop (a lease must cover it); one window per crop."""
+    crop = plots["declared_crop"].astype(str).reset_index(drop=True)
+    first = plots["plot_id"].reset_index(drop=True).groupby(crop, sort=False).first()
+    win = {c: weather.crop_window(crops.get(c, plot_id=str(first[c])), season_end, season_start=season_start)
+           for c in crop.unique()}
+    return pd.DataFrame({"plot_id": plots["plot_id"].to_numpy(), "crop_start": crop.map({c: w[0] for c, w in win.items()}),
+                         "crop_end": crop.map({c: w[1] for c, w in win.items()})})
 
 
 def _read_weather(cfg: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame] | None:
