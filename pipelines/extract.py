@@ -26,7 +26,7 @@ from agrisat import plots as plotmod, zonal
 from agrisat.cluster import dask_scheduler
 from agrisat.config import RunConfig
 from agrisat.errors import RunStoreError
-from agrisat.io import tiles
+from agrisat.io import runstore, tiles
 from agrisat.io.runstore import sha256_file
 from agrisat.sources import SceneReport, fetch, local, snap_bbox
 from agrisat.sources.local import LocalTiles
@@ -59,6 +59,7 @@ class PreviousRun:
     series: pd.DataFrame
     scene_sha256: dict[tuple[str, str], str]
     plot_sha256: dict[str, str]
+    statistics_key: str | None = None  # None (a run from before the key): nothing is reused
 
 
 def load_previous_run(run_dir: Path) -> PreviousRun:
@@ -69,7 +70,24 @@ def load_previous_run(run_dir: Path) -> PreviousRun:
         series=pd.read_parquet(run_dir / "plot_timeseries.parquet").drop(columns=list(GROWTH_COLUMNS), errors="ignore"),
         scene_sha256={(s["date"], s["band"]): s.get("scene_sha256", s["sha256"]) for s in manifest["imagery"]},
         plot_sha256=dict(zip(plots["plot_id"], plots["geometry_sha256"])),
+        statistics_key=manifest.get("statistics_key"),
     )
+
+
+# Bump when the pixel rule or the reduction changes a number: earlier runs' statistics are then stale.
+STATISTICS_VERSION = "zonal-centre-v1"
+
+
+def statistics_key(cfg: RunConfig) -> str:
+    """Hash of every setting that changes a plot's statistics on the same files: bands, mask
+    classes or bits, quality band and profile, grid and resolution, source, and the pixel rule.
+    An incremental run reuses nothing from a run with another key."""
+    im = cfg.imagery
+    settings = {"version": STATISTICS_VERSION, "source": im.source, "profile": im.profile, "red": im.red, "nir": im.nir,
+                "quality": im.quality, "exclude_classes": list(im.exclude_classes),
+                "exclude_bits": None if im.exclude_bits is None else list(im.exclude_bits),
+                "grid_crs": im.grid_crs, "resolution": im.resolution, "layout": cfg.inputs.imagery_layout}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def geometry_sha256(plots: gpd.GeoDataFrame) -> pd.Series:
@@ -78,9 +96,11 @@ def geometry_sha256(plots: gpd.GeoDataFrame) -> pd.Series:
     return pd.Series([hashlib.sha256(crs + g.wkb).hexdigest() for g in plots.geometry], index=plots.index)
 
 
-def _reusable_dates(chosen: pd.DataFrame, hashes: dict[tuple[str, str], str], prev: PreviousRun | None) -> set[str]:
-    """Dates whose every band file is byte-identical to what the previous run read."""
-    if prev is None:
+def _reusable_dates(chosen: pd.DataFrame, hashes: dict[tuple[str, str], str], prev: PreviousRun | None,
+                    key: str) -> set[str]:
+    """Dates whose every band file is byte-identical to what the previous run read, under the same
+    statistics settings (``statistics_key``)."""
+    if prev is None or prev.statistics_key != key:
         return set()
     done = set(prev.series["date"].dt.strftime("%Y-%m-%d"))
     ok = set()
@@ -149,9 +169,13 @@ def _remote_source(cfg: RunConfig, resolution: float, folder: Path):
             {"source": "stac", "url": st.url, "collection": st.collection, "max_cloud_cover": st.max_cloud_cover})
 
 
-def scene_hashes(chosen: pd.DataFrame) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    """SHA-256 per file, and per (date, band): the file's, or a digest of its tiles' in path order."""
-    files = {p: sha256_file(p) for p in sorted(chosen["abspath"].unique())}
+def scene_hashes(chosen: pd.DataFrame, cache_path: Path | None = None) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """SHA-256 per file, and per (date, band): the file's, or a digest of its tiles' in path order.
+
+    With ``cache_path``, a file whose path, size and modification time are those of the cached entry
+    is not read again (a national rerun would otherwise reread terabytes to hash them); any change of
+    size or mtime rehashes it."""
+    files = runstore.sha256_files(sorted(chosen["abspath"].unique()), cache_path)
     scenes = {}
     for (date, band), grp in chosen.groupby([chosen["date"].dt.strftime("%Y-%m-%d"), "band"]):
         paths = sorted(grp["abspath"])
@@ -161,13 +185,17 @@ def scene_hashes(chosen: pd.DataFrame) -> tuple[dict[str, str], dict[tuple[str, 
 
 
 def partition_keys(plots_grid: gpd.GeoDataFrame, grid: tiles.Grid, partition_px: int) -> pd.Series:
-    """``<region>-<row block>-<col block>`` per plot, from the plot's centroid on the imagery grid."""
+    """``<row block>-<col block>`` per plot, from the plot's centroid on the imagery grid.
+
+    Space only, never an attribute: a partition decodes the imagery window around its plots, so a
+    key such as ``region``, whose plots interleave on the tile, made every region decode the same
+    window again (7 regions on a 2048 px tile: 7 reads of it, BENCHMARKS.md "Whole season end to end").
+    """
     c = plots_grid.geometry.centroid
     col, row = ~grid.transform @ (c.x.to_numpy(), c.y.to_numpy())
     rb = np.floor(np.asarray(row) / partition_px).astype(int)
     cb = np.floor(np.asarray(col) / partition_px).astype(int)
-    region = plots_grid["region"].astype(str) if "region" in plots_grid.columns else pd.Series("all", index=plots_grid.index)
-    return pd.Series([f"{r}-{a}-{b}" for r, a, b in zip(region, rb, cb)], index=plots_grid.index)
+    return pd.Series([f"{a}-{b}" for a, b in zip(rb, cb)], index=plots_grid.index)
 
 
 def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, scheduler: str | None,
@@ -178,8 +206,8 @@ def extract_series(cfg: RunConfig, plots: gpd.GeoDataFrame, run_id: str, schedul
     plots_grid = plotmod.to_grid_crs(plots, grid.crs)
     keys = partition_keys(plots_grid, grid, cfg.imagery.partition_px)
 
-    file_hashes, hashes = scene_hashes(chosen)
-    reusable = _reusable_dates(chosen, hashes, previous)
+    file_hashes, hashes = scene_hashes(chosen, cfg.run.output_dir / ".sha256-cache.json")
+    reusable = _reusable_dates(chosen, hashes, previous, statistics_key(cfg))
     geom_sha = geometry_sha256(plots)
 
     wdir = work_dir(cfg, run_id)

@@ -358,6 +358,7 @@ def _manifest(cfg: RunConfig, run_id: str, extraction: extract.Extraction, timer
         "policy_version": policy_version,
         "model_version": model_version,
         "scheduler": extraction.scheduler,
+        "statistics_key": extract.statistics_key(cfg),  # incremental runs reuse statistics only under the same key
         "partitions": {"all": extraction.partitions, "computed": extraction.computed, "resumed": extraction.resumed},
         "dates": {"read": extraction.new_dates, "reused": extraction.reused_dates},
         "inputs": inputs,

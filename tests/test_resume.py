@@ -123,3 +123,57 @@ def test_incremental_run_recomputes_a_plot_whose_geometry_changed(tiny_config, t
     full = run_seasonal(tiny_config, run_id="after-full")
     pd.testing.assert_frame_equal(pd.read_parquet(full.path / "plot_timeseries.parquet"),
                                   pd.read_parquet(inc.path / "plot_timeseries.parquet"), check_exact=True)
+
+
+def test_incremental_run_after_a_mask_change_rereads_every_date(tiny_config, tmp_path, monkeypatch):
+    """The files are byte-identical, but the cloud classes changed: every statistic may change, so
+    nothing of the earlier run is reused and the result equals a full run under the new mask."""
+    run_seasonal(tiny_config, run_id="scl-default")
+    cfg = yaml.safe_load(tiny_config.read_text())
+    cfg["imagery"]["exclude_classes"] = [0, 1]  # cloud (SCL 9) now counts as clear
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    read_dates: list[str] = []
+    real = extract.tiles.NdviFiles.open_date
+
+    def spy(self, t):
+        read_dates.append(f"{self.dates[t]:%Y-%m-%d}")
+        return real(self, t)
+
+    monkeypatch.setattr(extract.tiles.NdviFiles, "open_date", spy)
+    inc = run_seasonal(changed, run_id="scl-inc", incremental_from="scl-default")
+    assert set(read_dates) == {"2021-04-01", "2021-05-01", "2021-06-01"}
+    full = run_seasonal(changed, run_id="scl-full")
+    got, want = (pd.read_parquet(r.path / "plot_timeseries.parquet") for r in (inc, full))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    old = pd.read_parquet(tmp_path / "runs" / "scl-default" / "plot_timeseries.parquet")
+    # The cloudy date of the tiny tiles: under the new mask its pixels count (fixture: SCL 9 top-left).
+    assert (got["valid_fraction"] >= old["valid_fraction"]).all() and (got["valid_fraction"] > old["valid_fraction"]).any()
+
+
+def test_imagery_hashes_are_cached_by_path_size_and_mtime(tiny_config, tmp_path, monkeypatch):
+    import os
+
+    from agrisat.io import runstore
+
+    hashed: list[str] = []
+    real = runstore.sha256_file
+
+    def spy(path, *a, **kw):
+        hashed.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(runstore, "sha256_file", spy)
+    first = run_seasonal(tiny_config, run_id="h1")
+    tifs = sorted({p for p in hashed if p.endswith(".tif")})
+    assert len(tifs) == 9  # 3 dates x B04, B08, SCL: each read once for its hash
+    hashed.clear()
+    second = run_seasonal(tiny_config, run_id="h2")
+    assert not [p for p in hashed if p.endswith(".tif")]  # nothing reread
+    touched = tifs[0]
+    os.utime(touched, ns=(os.stat(touched).st_atime_ns, os.stat(touched).st_mtime_ns + 10**9))
+    hashed.clear()
+    run_seasonal(tiny_config, run_id="h3")
+    assert [p for p in hashed if p.endswith(".tif")] == [touched]  # only the changed file is rehashed
+    m1, m2 = (pd.read_json(r.path / "manifest.json", typ="series") for r in (first, second))
+    assert m1["imagery"] == m2["imagery"]  # the same hashes, from the cache

@@ -35,6 +35,33 @@ def sha256_file(path: str | Path, bufsize: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_files(paths: list[str], cache_path: Path | None = None) -> dict[str, str]:
+    """SHA-256 of each file; with ``cache_path`` (JSON: path -> size, mtime_ns, sha256) a file
+    whose size and mtime match its entry keeps the cached hash. The cache is rewritten atomically."""
+    cache: dict[str, dict] = {}
+    if cache_path is not None and cache_path.exists():
+        try:
+            cache = json.loads(cache_path.read_text())
+        except (OSError, ValueError):
+            cache = {}  # an unreadable cache only costs a rehash
+    out, changed = {}, False
+    for p in paths:
+        st = os.stat(p)
+        hit = cache.get(p)
+        if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+            out[p] = hit["sha256"]
+            continue
+        out[p] = sha256_file(p)
+        cache[p] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": out[p]}
+        changed = True
+    if cache_path is not None and changed:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, cache_path)
+    return out
+
+
 def write_run(
     output_dir: Path,
     run_id: str,
