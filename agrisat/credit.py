@@ -210,22 +210,22 @@ def farmer_limits(
     # Obligations: rent on every contract the farmer leases, and debt, in full and at once.
     rent_amt = np.zeros(n)
     if rent is not None and len(rent):
-        rf = rent["farmer_id"].astype(str).to_numpy()
-        known = np.isin(rf, farmers)
+        at = pd.Index(farmers).get_indexer(rent["farmer_id"].astype(str))  # hash lookups, not a sort of strings
+        known = at >= 0
         rr = rent[known]
-        fr = np.searchsorted(farmers, rf[known])
+        fr = at[known]
         R.add("RENT", fr, "RENT_DUE", -rr["rent_due"].to_numpy(float), rr["plot_id"].astype(str).to_numpy(),
               [f"contract {c}" for c in rr["contract_id"]])
         rent_amt = _fsum(fr, rr["rent_due"].to_numpy(float), n)
     if debt is not None:
         owed = debt.assign(_f=debt["farmer_id"].astype(str)).drop_duplicates("_f", keep="last").set_index("_f")["outstanding"]
-        debt_known = np.isin(farmers, owed.index.to_numpy())
+        debt_known = pd.Index(farmers).isin(owed.index)
         debt_amt = owed.reindex(farmers).fillna(0.0).to_numpy(float)
     else:
         debt_known, debt_amt = np.zeros(n, bool), np.zeros(n)
     has_debt = debt_amt > 0
     R.add("DEBT", np.flatnonzero(has_debt), "EXISTING_DEBT", -debt_amt[has_debt])
-    held = np.isin(farmers, list(holds))
+    held = pd.Index(farmers).isin(list(holds))
     debt_rule = policy.debt.file_missing if debt is None else policy.debt.farmer_absent
     unknown_debt = ~debt_known & ~held
     why = "no debt file given" if debt is None else "farmer not in the debt file"
@@ -244,7 +244,8 @@ def farmer_limits(
     severe_codes = set(rules.severe_codes)
     sev = flags[flags["flag"].isin(severe_codes | set(MISSING_EVIDENCE_CODES))].drop_duplicates(["_f", "flag", "_p"])
     if prev["events"] is not None and len(prev["events"]):
-        seen = sev.merge(prev["events"], on=["_f", "flag", "_p"], how="left", indicator=True)["_merge"] == "both"
+        events = prev["events"].drop_duplicates()  # a previous reason may repeat: one event
+        seen = sev.merge(events, on=["_f", "flag", "_p"], how="left", indicator=True)["_merge"] == "both"
         sev = sev[~seen.to_numpy()]
     sev = sev.drop_duplicates(["_f", "flag"]).sort_values(["_f", "flag"])
     severe_lists: list[list[str]] = [[] for _ in range(n)]
@@ -452,10 +453,11 @@ def _ordered_lists(reasons: pd.DataFrame, n: int) -> tuple[list, list]:
     """Per farmer, reason codes and reason dicts ordered as ``reasons.ordered`` orders them."""
     r = reasons.assign(_abs=-reasons["amount"].abs(), _p=reasons["plot_id"].fillna("").astype(str))
     r = r.sort_values(["f", "_abs", "code", "_p", "rank"], kind="stable")
-    texts = [REASON_TEXT.get(c, (c, c)) for c in r["code"]]
+    code, plot, detail = (r[c].to_numpy(object) for c in ("code", "plot_id", "detail"))  # plain objects iterate fast
+    texts = [REASON_TEXT.get(c, (c, c)) for c in code]
     recs = [{"code": c, "amount": float(a), "plot_id": p if isinstance(p, str) else None, "detail": d,
              "text_en": t[0], "text_zh": t[1]}
-            for c, a, p, d, t in zip(r["code"], r["amount"], r["plot_id"], r["detail"], texts)]
+            for c, a, p, d, t in zip(code, r["amount"].to_numpy(float), plot, detail, texts)]
     codes: list[list[str]] = [[] for _ in range(n)]
     dicts: list[list[dict]] = [[] for _ in range(n)]
     keys, groups = _split(r["f"].to_numpy(), np.arange(len(r)), n)

@@ -128,10 +128,12 @@ def _columnar_leases(plots: pd.DataFrame, leased: np.ndarray, contracts: pd.Data
     if own.empty:
         return
     # The lessee's contracts (a renewal is a second one) must cover the crop's sowing .. harvest.
-    g = own.groupby("i", sort=True)
-    ids = g["contract_id"].agg(lambda x: "+".join(x.astype(str)))
+    own = own.sort_values(["i", "start_date", "contract_id"], kind="stable")
+    gi, cids = own["i"].to_numpy(), own["contract_id"].astype(str).to_numpy(object)
+    starts = np.flatnonzero(np.r_[True, gi[1:] != gi[:-1]])
+    ids = pd.Series(["+".join(cids[a:b]) for a, b in zip(starts, np.r_[starts[1:], len(gi)])], index=gi[starts])
     ii = ids.index.to_numpy()
-    code[ii], cid[ii], detail[ii] = "LEASE_OK", ids.to_numpy(), ""
+    code[ii], cid[ii], detail[ii] = "LEASE_OK", ids.to_numpy(object), ""
     if crop_windows is not None:
         w = crop_windows.drop_duplicates("plot_id").set_index("plot_id")
         own = own[own["plot_id"].isin(w.index)]

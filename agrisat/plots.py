@@ -5,6 +5,8 @@ Rows are reported 1-based in file order ("feature 3"), the way a user counts the
 
 from __future__ import annotations
 
+import functools
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -50,7 +52,7 @@ def validate_plots(plots: gpd.GeoDataFrame, crops: CropTable, *, source: str = "
         crops.get(str(crop), plot_id=f"{pid} ({source})")
 
     # Area in metres from a local UTM zone, whatever CRS the file declares.
-    utm: CRS = gdf.estimate_utm_crs()
+    utm: CRS = utm_crs(gdf)
     gdf["area_ha"] = gdf.geometry.to_crs(utm).area.to_numpy() / 10_000.0
     flags: list[list[str]] = [[] for _ in range(len(gdf))]
     detail = [""] * len(gdf)
@@ -78,3 +80,15 @@ def _polygonal_part(geom: shapely.Geometry) -> shapely.Geometry:
 def to_grid_crs(plots: gpd.GeoDataFrame, crs: CRS | str) -> gpd.GeoDataFrame:
     """Reproject plots onto the imagery CRS (pyproj handles datum shifts)."""
     return plots.to_crs(crs)
+
+
+def utm_crs(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> CRS:
+    """``estimate_utm_crs()`` of the plots, remembered: it depends only on the CRS and the total
+    bounds, and its pyproj database query (~0.1 s) was paid again by every stage that asked."""
+    return _utm_for(gdf.crs.to_wkt(), tuple(float(v) for v in gdf.total_bounds))
+
+
+@functools.lru_cache(maxsize=64)
+def _utm_for(crs_wkt: str, bounds: tuple[float, float, float, float]) -> CRS:
+    return gpd.GeoSeries([shapely.box(*bounds)], crs=crs_wkt).estimate_utm_crs()
+

@@ -182,7 +182,7 @@ def decide(ev: Evidence, timer: StageTimer | None = None) -> Decision:
         regional: dict[str, dict[str, float]] = {}
         if ev.weather is not None:
             points, obs = ev.weather
-            centroids = plots.to_crs(plots.estimate_utm_crs()).centroid.to_crs(4326)
+            centroids = plots.to_crs(plotmod.utm_crs(plots)).centroid.to_crs(4326)
             lonlat = pd.DataFrame({"plot_id": plots["plot_id"], "lon": centroids.x, "lat": centroids.y})
             match = weather.nearest_points(lonlat, points)
             wx = weather.season_features(match, plots, obs, crops, policy.weather, ev.season_start, ev.season_end,

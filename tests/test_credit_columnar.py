@@ -49,6 +49,7 @@ def test_columnar_limits_equal_the_per_farmer_oracle(sc):
 def test_columnar_limits_equal_the_oracle_on_known_cases():
     for kw in ({}, {"cloud_plot": 1}, {"coverage": 0.5}):
         _same(*_both(_evidence(KNOWN, **kw)))
-    with_prev = {**KNOWN, "previous": 9_000.0, "prev_flags": ["FLAG_WEATHER_DROUGHT"]}
+    # A previous reason repeated (two FLAG_ rows of one plot) is one event.
+    with_prev = {**KNOWN, "previous": 9_000.0, "weather": 0.1, "prev_flags": ["FLAG_WEATHER_DROUGHT", "FLAG_WEATHER_DROUGHT"]}
     _same(*_both(_evidence(with_prev, debt_more=50.0)))
     _same(*_both(_evidence(with_prev), holds={"F0": "debt row 3 quarantined: bad number"}))
