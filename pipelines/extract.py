@@ -135,7 +135,7 @@ def open_imagery(cfg: RunConfig, plots: gpd.GeoDataFrame, bands: list[str]) -> t
             assert cfg.inputs.imagery_folder is not None
             index = local.scan_folder(cfg.inputs.imagery_folder, cfg.inputs.imagery_layout, im.profile)
     else:
-        crs = im.grid_crs or plots.estimate_utm_crs().to_string()
+        crs = im.grid_crs or plotmod.utm_crs(plots).to_string()
         res = im.resolution or 10.0
         bbox = snap_bbox(tuple(plots.to_crs(crs).total_bounds), res)
         bbox = (bbox[0] - res, bbox[1] - res, bbox[2] + res, bbox[3] + res)  # one pixel of margin
