@@ -30,6 +30,7 @@ from agrisat.config import load_crops, load_policy
 from agrisat.cropcheck import crop_template
 from agrisat.io import tables
 from agrisat.io import weather as weather_io
+from agrisat.reasons import REASON_TEXT
 from conftest import ROOT
 from pipelines.seasonal import Evidence, decide
 
@@ -210,6 +211,7 @@ def test_limits_within_caps_reasons_add_up_and_deterministic(sc):
         amounts = [abs(x["amount"]) for x in r.reasons]
         assert amounts == sorted(amounts, reverse=True)
         assert r.status in ("approved", "review", "declined")
+        assert all(x["code"] in REASON_TEXT for x in r.reasons)  # a loan officer can read every reason out
         if r.n_plots_eligible == 0 and r.status == "declined":
             # Declined only on evidence: no plot of it lacks evidence.
             assert "NO_PLEDGEABLE_EVIDENCE" not in r.reason_codes
