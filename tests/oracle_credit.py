@@ -31,83 +31,14 @@ import pandas as pd
 
 from oracle_changes import (MISSING_EVIDENCE_CODES, Previous, apply_change_rules, change_driver, new_severe_events,
                              previous_record)
-from agrisat.config import CropTable, Policy
-from agrisat.growth import EXCLUDING_GROWTH_FLAGS
+from agrisat.config import Policy
 from agrisat.land import EXCLUDING_LEASE_CODES, LEASE_DISPUTE_CODES
 from agrisat.reasons import REASON_TEXT, Reason, ordered  # noqa: F401  (REASON_TEXT re-exported)
 
-EXCLUDING_CODES = tuple(EXCLUDING_LEASE_CODES) + tuple(EXCLUDING_GROWTH_FLAGS)
-# Before the crop shows (prior evidence) imagery sufficiency cannot be asked for, but the plot must
-# still be seen at all: otherwise a plot off the imagery would lend more than one half on it.
-COVERAGE_CODES = ("NO_IMAGERY_COVERAGE", "PLOT_TOO_SMALL")
 # Flags that keep a plot in the base but send the decision to a loan officer.
 REVIEW_FLAGS = ("PEAK_OUTSIDE_CROP_CALENDAR", "AREA_MISMATCH", "CROP_MISMATCH", "GROWTH_ANOMALY_LOW",
                 "GAP_TOO_LONG", "WEATHER_DROUGHT", "WEATHER_FLOOD", "WEATHER_HEAT", "WEATHER_FROST",
                 "WEATHER_DATA_GAP", "WEATHER_SOURCE_FAR", "WEATHER_RULES_NOT_EVALUATED", "PARTIAL_IMAGERY_COVERAGE")
-# Haircuts whose multiplier comes from the plot's own numbers, not from policy.multipliers.
-COMPUTED_HAIRCUTS = ("PARTIAL_IMAGERY_COVERAGE", "WEATHER_RULES_NOT_EVALUATED")
-
-
-def excluding_codes(policy: Policy) -> tuple[str, ...]:
-    """Flags that take a plot out of the base."""
-    return tuple(EXCLUDING_LEASE_CODES) + COVERAGE_CODES if policy.evidence == "prior" else EXCLUDING_CODES
-
-
-def plot_revenue(plots: pd.DataFrame, crops: CropTable, policy: Policy) -> pd.DataFrame:
-    """Add revenue, eligibility, haircut and advance columns to per-plot results.
-
-    Needs ``plot_id, declared_crop, area_ha, flags, yield_p10/p50/p90`` and optionally
-    ``declared_area_ha``, ``imaged_fraction`` and ``weather_unevaluated`` (shock codes whose rules
-    could not be evaluated). ``flags`` holds every plot flag: validation, growth, weather and lease.
-    The smaller of declared and measured area is used.
-    """
-    df = plots.copy()
-    declared = pd.to_numeric(df.get("declared_area_ha", df["area_ha"]), errors="coerce")
-    df["area_used_ha"] = np.fmin(df["area_ha"].to_numpy(float), declared.to_numpy(float))
-    crop = df["declared_crop"].astype(str)
-    price = crop.map(lambda c: crops.get(c).price_per_t).astype(float)
-    per_ha_cap = crop.map(lambda c: crops.get(c).max_limit_per_ha).astype(float)
-    df["price_per_t"] = price
-    df["expected_revenue"] = df["area_used_ha"] * df["yield_p50"] * price
-    df["pledgeable_revenue"] = df["area_used_ha"] * df[f"yield_{policy.yield_quantile}"] * price
-    excl = excluding_codes(policy)
-    df["exclusion"] = [next((c for c in flags if c in excl), None) for flags in df["flags"]]
-    df["eligible"] = df["exclusion"].isna()
-    df["advance_uncapped"] = policy.advance_rate * df["pledgeable_revenue"].fillna(0.0)
-    imaged = df["imaged_fraction"] if "imaged_fraction" in df.columns else pd.Series(1.0, index=df.index)
-    unevaluated = df["weather_unevaluated"] if "weather_unevaluated" in df.columns else pd.Series([()] * len(df), index=df.index)
-    df["haircuts"] = [_haircuts(c, flags, f, list(u) if _is_list(u) else [], policy)
-                      for c, flags, f, u in zip(crop, df["flags"], imaged, unevaluated)]
-    df["multiplier"] = [math.prod(h["multiplier"] for h in hs) for hs in df["haircuts"]]
-    # The per-ha cap applies to the area actually seen.
-    seen = np.where([("PARTIAL_IMAGERY_COVERAGE" in f) for f in df["flags"]], imaged.fillna(0.0).clip(0, 1), 1.0)
-    df["area_lent_ha"] = df["area_used_ha"] * seen
-    df["advance"] = np.minimum(df["advance_uncapped"] * df["multiplier"], per_ha_cap * df["area_lent_ha"])
-    return df
-
-
-def _is_list(v: object) -> bool:
-    return isinstance(v, (list, tuple, np.ndarray))
-
-
-def _haircuts(crop: str, flags: list[str], imaged: float, unevaluated: list[str],
-              policy: Policy) -> list[dict]:
-    """``{code, multiplier in [0, 1], detail}`` per haircut of one plot, in a fixed order."""
-    out = []
-    h = policy.price_haircuts.get(crop, 0.0)
-    if h > 0:
-        out.append(("PRICE_HAIRCUT", 1.0 - h, f"{crop} price risk -{h:.0%}"))
-    for flag in sorted(set(flags)):
-        if flag == "PARTIAL_IMAGERY_COVERAGE":
-            f = float(imaged) if np.isfinite(imaged) else 0.0
-            out.append((f"FLAG_{flag}", min(max(f, 0.0), 1.0), f"lent on the {f:.0%} of the plot seen"))
-        elif flag == "WEATHER_RULES_NOT_EVALUATED":
-            # A shock we could not rule out is charged as if it had happened.
-            m = math.prod(policy.multipliers.get(s, 1.0) for s in sorted(unevaluated))
-            out.append((f"FLAG_{flag}", m, "charged as " + ", ".join(sorted(unevaluated)) if unevaluated else ""))
-        elif (m := policy.multipliers.get(flag)) is not None and m < 1.0:
-            out.append((f"FLAG_{flag}", m, f"x{m}"))
-    return [{"code": c, "multiplier": float(m), "detail": d} for c, m, d in out if m < 1.0]
 
 
 def _haircut_reasons(r: pd.Series) -> list[Reason]:

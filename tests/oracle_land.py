@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from agrisat.errors import InputDataError
+from agrisat.land import plot_tenure  # unchanged by the rewrite
 
 # Lease problems that take a plot out of the revenue base (the farmer cannot pledge that harvest).
 EXCLUDING_LEASE_CODES = ("TENURE_UNKNOWN", "LEASE_MISSING", "LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH",
@@ -70,40 +71,6 @@ def check_leases(
             row.update(_lease_status(mine, str(pid), str(fid), s0, s1, window))
         out.append(row)
     return pd.DataFrame(out)
-
-
-def plot_tenure(plots: pd.DataFrame, contracts: pd.DataFrame | None) -> pd.Series:
-    """``owned``, ``leased`` (any other registry value is treated as leased) or ``unknown`` per plot.
-
-    A missing value, or a registry without the column, is never "owned": a contract naming the plot
-    makes it leased, and without one it is unknown."""
-    named = set(contracts["plot_id"]) if contracts is not None else set()
-    given = (plots["tenure"].astype("string").str.strip().str.lower() if "tenure" in plots.columns
-             else pd.Series(pd.NA, index=plots.index, dtype="string"))
-    given = given.mask(given == "", pd.NA)
-    inferred = pd.Series(np.where(plots["plot_id"].isin(named), "leased", "unknown"), index=plots.index, dtype="string")
-    return given.fillna(inferred).astype(str)
-
-
-def rent_obligations(contracts: pd.DataFrame | None, farmers: set[str], season_start: dt.date,
-                     season_end: dt.date) -> pd.DataFrame:
-    """Rent due in the season per contract: ``farmer_id`` (the lessee), ``contract_id, plot_id, rent_due``.
-
-    Every contract not expired or terminated whose lessee is one of ``farmers`` and that overlaps the
-    season is charged pro rata to its days in the season (annual rent x days / 365), whether or not
-    the plot is registered to the lessee or can be pledged: the rent is owed either way.
-    """
-    cols = ["farmer_id", "contract_id", "plot_id", "rent_due"]
-    if contracts is None or contracts.empty:
-        return pd.DataFrame(columns=cols).astype({"rent_due": float})
-    s0, s1 = pd.Timestamp(season_start), pd.Timestamp(season_end)
-    c = contracts[contracts["lessee_id"].astype(str).isin(farmers) & ~contracts["status"].isin(INACTIVE)]
-    days = ((c["end_date"].clip(upper=s1) - c["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0)
-    out = pd.DataFrame({"farmer_id": c["lessee_id"].astype(str), "contract_id": c["contract_id"].astype(str),
-                        "plot_id": c["plot_id"].astype(str),
-                        "rent_due": np.round(c["annual_rent"].astype(float) * days / 365.0, 2)})
-    out = out[days > 0]
-    return out.sort_values(["farmer_id", "contract_id"]).reset_index(drop=True)
 
 
 def _lease_status(mine: pd.DataFrame, pid: str, farmer_id: str, s0: pd.Timestamp, s1: pd.Timestamp,
