@@ -64,3 +64,71 @@ def _fall(c: np.ndarray, level: float) -> float:
         return np.nan  # still above the level at the last day: the end is after the curve
     j = int(below[0])
     return j - 1 + (c[j - 1] - level) / (c[j - 1] - c[j])
+
+
+def season_phenology_rows(curves: np.ndarray, first_day: int, threshold: float = 0.2,
+                          min_amplitude: float = 0.1) -> dict[str, np.ndarray]:
+    """``season_phenology`` of every row of ``curves`` (plots x days from ``first_day``) at once: a
+    dict of arrays with the same keys and, row by row, the same numbers (same operations in the same
+    order; the integral sums each row's own segment, as the per-plot trapezoid does)."""
+    c = np.asarray(curves, dtype=float)
+    n_rows, n = c.shape
+    out = {key: np.full(n_rows, np.nan) for key in NAN_RESULT}
+    if n < 3 or not n_rows:
+        return out
+    rows = np.flatnonzero(np.isfinite(c).all(axis=1))
+    c = c[rows]
+    r = np.arange(len(rows))
+    j = np.arange(n)[None, :]
+    k = np.argmax(c, axis=1)
+    peak = c[r, k]
+    left, right = j <= k[:, None], j >= k[:, None]
+    base_l, base_r = np.where(left, c, np.inf).min(axis=1), np.where(right, c, np.inf).min(axis=1)
+    amp_l, amp_r = peak - base_l, peak - base_r
+    out["max_day"][rows] = first_day + k
+    out["peak_value"][rows] = peak
+    out["amplitude"][rows] = np.maximum(amp_l, amp_r)
+    season = (amp_l >= min_amplitude) & (amp_r >= min_amplitude)
+    rows, c, r, k, left, right = rows[season], c[season], r[: season.sum()], k[season], left[season], right[season]
+    base_l, base_r, amp_l, amp_r = base_l[season], base_r[season], amp_l[season], amp_r[season]
+
+    def rise(level: np.ndarray) -> np.ndarray:  # _rise on c[:k + 1]: the last day below the level
+        below = left & (c < level[:, None])
+        i = n - 1 - np.argmax(below[:, ::-1], axis=1)
+        i1 = np.minimum(i + 1, n - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(below.any(axis=1), i + (level - c[r, i]) / (c[r, i1] - c[r, i]), np.nan)
+
+    def fall(level: np.ndarray) -> np.ndarray:  # _fall on c[k:]: the first day below the level, from k
+        below = right & (c < level[:, None])
+        a = np.argmax(below, axis=1)
+        a0 = np.maximum(a - 1, 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(below.any(axis=1), (a - k - 1) + (c[r, a0] - level) / (c[r, a0] - c[r, a]), np.nan)
+
+    sos = rise(base_l + threshold * amp_l)
+    eos = fall(base_r + threshold * amp_r)
+    up20, up80 = rise(base_l + 0.2 * amp_l), rise(base_l + 0.8 * amp_l)
+    dn80, dn20 = fall(base_r + 0.8 * amp_r), fall(base_r + 0.2 * amp_r)
+    out["sos_day"][rows] = first_day + sos
+    out["eos_day"][rows] = (first_day + k) + eos
+    out["peak_day"][rows] = first_day + (up80 + k + dn80) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["greenup_rate"][rows] = np.where(up80 > up20, 0.6 * amp_l / (up80 - up20), np.nan)
+        out["senescence_rate"][rows] = np.where(dn20 > dn80, -0.6 * amp_r / (dn20 - dn80), np.nan)
+    length = out["eos_day"][rows] - out["sos_day"][rows]
+    out["season_length_days"][rows] = length
+    # Integral between the crossings: each row's own segment, summed as np.trapezoid sums it (rows
+    # of one length together, so the pairwise summation sees exactly the per-plot array).
+    has = np.isfinite(length)
+    i0 = np.where(has, np.ceil(np.nan_to_num(sos)), 0).astype(int)
+    i1 = np.where(has, np.floor(np.nan_to_num(k + eos)), -1).astype(int)
+    size = np.where(has, np.maximum(i1 + 1, i0) - i0, 0)
+    integral = np.where(has, 0.0, np.nan)
+    floor = np.minimum(base_l, base_r)
+    for m in np.unique(size[size > 1]):
+        sel = np.flatnonzero(size == m)
+        seg = c[sel[:, None], i0[sel, None] + np.arange(m)] - floor[sel, None]
+        integral[sel] = np.trapezoid(seg, axis=1)
+    out["season_integral_smooth"][rows] = integral
+    return out
