@@ -51,8 +51,12 @@ def main(log_format: str, quiet: bool) -> None:
 @click.option("--scheduler", default=None, help="threads | synchronous | processes | tcp://HOST:PORT of a Dask scheduler.")
 @click.option("--incremental-from", default=None, metavar="RUN_ID",
               help="Reuse RUN_ID's statistics for unchanged plots on unchanged imagery dates; read only new dates.")
+@click.option("--max-rows", default=40, show_default=True, type=click.IntRange(min=0),
+              help="Above this many farmers print a summary (statuses, total, top reasons) instead of one line each.")
+@click.option("--farmers", "every_farmer", is_flag=True, help="Print one line per farmer however many there are.")
 @_friendly_errors
-def run(config: str, run_id: str | None, scheduler: str | None, incremental_from: str | None) -> None:
+def run(config: str, run_id: str | None, scheduler: str | None, incremental_from: str | None, max_rows: int,
+        every_farmer: bool) -> None:
     """Run a seasonal job from CONFIG and write a run folder.
 
     Re-running with the same --run-id after a crash resumes: finished partitions are not recomputed.
@@ -60,7 +64,10 @@ def run(config: str, run_id: str | None, scheduler: str | None, incremental_from
     from pipelines.seasonal import run_seasonal
 
     result = run_seasonal(config, run_id=run_id, scheduler=scheduler, incremental_from=incremental_from)
-    click.echo(format_limits(result.limits))
+    if every_farmer or len(result.limits) <= max_rows:
+        click.echo(format_limits(result.limits))
+    else:  # thousands of lines scroll the warnings and the run folder out of sight
+        click.echo(format_summary(result.limits, n_warnings=len(result.warnings), run_dir=result.path))
     if result.warnings:  # also in the manifest; shown here so nobody lends on them unread
         click.echo(f"\n{len(result.warnings)} warning(s):", err=True)
         for w in result.warnings[:20]:
@@ -234,6 +241,35 @@ def format_limits(limits: Any) -> str:
         top = ", ".join(list(r.reason_codes)[:3])
         lines.append(f"{r.farmer_id:<8} {r.limit:>10,.0f} {r.currency:<4} {r.status:<9} "
                      f"{r.n_plots_eligible:>2}/{r.n_plots:<2}  {top}")
+    return "\n".join(lines)
+
+
+STATUS_ORDER = ("approved", "review", "declined")
+
+
+def format_summary(limits: Any, *, n_warnings: int = 0, run_dir: Path | None = None, top: int = 5) -> str:
+    """What a run of many farmers decided, in a dozen lines: farmers by status, the total limit per
+    currency, eligible plots, the ``top`` reason codes by the number of farmers whose limit carries
+    them, the number of warnings and the run folder."""
+    from collections import Counter
+
+    status = Counter(str(s) for s in limits["status"])
+    statuses = list(STATUS_ORDER) + sorted(set(status) - set(STATUS_ORDER))  # all three even at 0
+    totals = limits.groupby("currency", sort=True)["limit"].sum()
+    # A code counts once per farmer: PRICE_HAIRCUT, RENT_DUE ... come once per plot or contract, and
+    # "how many farmers does this hit" is what a loan officer reads the list for.
+    reasons = Counter(c for codes in limits["reason_codes"] if codes is not None for c in set(codes))
+    ranked = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:top]  # ties by code: stable output
+    lines = [f"{len(limits):,} farmers, summarised (--farmers prints one line per farmer)",
+             f"{'status':<16} " + ", ".join(f"{status.get(s, 0):,} {s}" for s in statuses),
+             f"{'total limit':<16} " + (", ".join(f"{v:,.0f} {c}" for c, v in totals.items()) or "0"),
+             f"{'plots eligible':<16} {int(limits['n_plots_eligible'].sum()):,} of {int(limits['n_plots'].sum()):,}",
+             f"{'top reasons':<16} " + ("farmers with the code" if ranked else "none")]
+    code_w = max((len(c) for c, _ in ranked), default=0)
+    lines += [f"  {c:<{code_w}}  {n:>9,}" for c, n in ranked]
+    lines.append(f"{'warnings':<16} {n_warnings:,}" + (" (listed below and in manifest.json)" if n_warnings else ""))
+    if run_dir is not None:
+        lines.append(f"{'run folder':<16} {run_dir} (every farmer's limit in limits.parquet)")
     return "\n".join(lines)
 
 
