@@ -128,7 +128,7 @@ class ImagerySection(_Frozen):
     stac: StacSection = StacSection()
     chunk_px: int = Field(1024, ge=16)  # rows per decoded strip (and cube chunk side for mosaics)
     plot_group_px: int = Field(512, ge=32)  # plots are gathered in blocks of this many columns (no number depends on it)
-    partition_px: int = Field(4096, ge=16)  # resumable unit of work: plots by region and grid block
+    partition_px: int = Field(4096, ge=16)  # resumable unit of work: plots by block of the grid
 
     @model_validator(mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """Imagery -> cloud mask -> NDVI -> per-plot series, one partition at a time, resumable.
 
-Plots are partitioned by region and by a coarse block of the imagery grid (``imagery.partition_px``).
+Plots are partitioned by a coarse block of the imagery grid (``imagery.partition_px``), never by an
+attribute such as region whose plots interleave in space.
 Each finished partition is written to ``<output_dir>/.work/<run_id>/part-<key>.parquet`` (atomically),
 so a crashed run restarted with the same ``--run-id`` recomputes only unfinished partitions. The work
 folder records a fingerprint of config and inputs; resuming with different inputs is refused.
