@@ -14,7 +14,8 @@ from rasterio.transform import from_origin
 from shapely.geometry import box
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+# The shared reference data beside the project, or the copy of what the tests need (tests/data/README.md).
+SHARED = ROOT.parent / "shared" / "data" if (ROOT.parent / "shared" / "data").exists() else ROOT / "tests" / "data"
 CRS = "EPSG:32631"
 ORIGIN = (600000.0, 5600000.0)  # top-left corner, 10 m pixels
 TRANSFORM = from_origin(*ORIGIN, 10.0, 10.0)

@@ -15,7 +15,7 @@ from rasterio.features import geometry_mask
 
 from agrisat.cli import main
 from agrisat.errors import RunStoreError
-from conftest import ROOT
+from conftest import ROOT, SHARED
 from pipelines.seasonal import run_seasonal
 
 SAMPLE = ROOT / "sample_tiles"
@@ -271,7 +271,7 @@ def test_quarantined_rows_are_set_aside_and_their_farmers_held(tmp_path, monkeyp
 def test_a_run_on_daily_stations_reports_season_aggregates(tmp_path, monkeypatch):
     """The 2020/21 sample season has no daily station data, so the daily path is run on a season of
     the real Brussels series with the imagery left as it is: the point is the wiring, not agronomy."""
-    shared = ROOT.parent / "shared" / "data" / "weather"
+    shared = SHARED / "weather"
     if not shared.exists():
         pytest.skip("../shared/data not beside the project")
     src = pd.read_csv(shared / "brussels_climate.txt", sep=r"\s+")
