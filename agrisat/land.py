@@ -102,11 +102,11 @@ def _columnar_leases(plots: pd.DataFrame, leased: np.ndarray, contracts: pd.Data
     # OVERLAP: sorted by start, a contract overlaps a later one iff the next one starts before it ends,
     # so the first such pair of a plot is the first consecutive one.
     nxt = cov.groupby("i").shift(-1)
-    clash = (nxt["start_date"] <= cov["end_date"]).to_numpy()
-    first_clash = pd.Series(clash, index=cov.index).groupby(cov["i"]).idxmax()[pd.Series(clash).groupby(cov["i"].to_numpy()).any()]
+    first_clash = cov.index[(nxt["start_date"] <= cov["end_date"]).to_numpy()]
+    first_clash = cov.loc[first_clash].groupby("i").head(1).index
     overlap = set()
     if len(first_clash):
-        a, b = cov.loc[first_clash.to_numpy()], nxt.loc[first_clash.to_numpy()]
+        a, b = cov.loc[first_clash], nxt.loc[first_clash]
         ii = a["i"].to_numpy()
         overlap = set(ii.tolist())
         code[ii] = "LEASE_OVERLAP"
@@ -128,19 +128,18 @@ def _columnar_leases(plots: pd.DataFrame, leased: np.ndarray, contracts: pd.Data
     if own.empty:
         return
     # The lessee's contracts (a renewal is a second one) must cover the crop's sowing .. harvest.
-    own = own.sort_values(["i", "start_date", "contract_id"], kind="stable")
     gi, cids = own["i"].to_numpy(), own["contract_id"].astype(str).to_numpy(object)
     starts = np.flatnonzero(np.r_[True, gi[1:] != gi[:-1]])
     ids = pd.Series(["+".join(cids[a:b]) for a, b in zip(starts, np.r_[starts[1:], len(gi)])], index=gi[starts])
     ii = ids.index.to_numpy()
     code[ii], cid[ii], detail[ii] = "LEASE_OK", ids.to_numpy(object), ""
+    windowed = own
     if crop_windows is not None:
         w = crop_windows.drop_duplicates("plot_id").set_index("plot_id")
-        own = own[own["plot_id"].isin(w.index)]
-    if crop_windows is not None and len(own):
-        gap = _first_uncovered(own, w)
+        windowed = own[own["plot_id"].isin(w.index)]
+        gap = _first_uncovered(windowed, w) if len(windowed) else pd.Series(dtype="datetime64[ns]")
         if len(gap):
-            sub = own[own["i"].isin(gap.index)]
+            sub = windowed[windowed["i"].isin(gap.index)]
             runs = sub.groupby("i").apply(lambda d: ", ".join(f"{x:%Y-%m-%d}..{y:%Y-%m-%d}"
                                                              for x, y in zip(d["start_date"], d["end_date"])))
             names = sub.groupby("i")["contract_id"].agg(lambda x: ", ".join(x.astype(str)))
@@ -153,13 +152,18 @@ def _columnar_leases(plots: pd.DataFrame, leased: np.ndarray, contracts: pd.Data
                  f"contracts {names[k]} on plot {pids[k]} run")
                 + f" {runs[k]}, not the crop's {w.at[pids[k], 'crop_start']:%Y-%m-%d}..{w.at[pids[k], 'crop_end']:%Y-%m-%d}"
                   f" (first day not covered {gap[k]:%Y-%m-%d})" for k in gi]
-    ok = np.asarray([x == "LEASE_OK" for x in code[ii]])
+    ok = code[ii] == "LEASE_OK"
     # Rent of the usable lease: each contract's days in the season, summed in start order.
-    days = ((own["end_date"].clip(upper=s1) - own["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0)
-    part = pd.Series(own["annual_rent"].astype(float).to_numpy() * days.to_numpy() / 365.0, index=own.index)
+    part = pd.Series(_season_rent(own, s0, s1)[0], index=own.index)  # every usable lease, windowed or not
     total = part.groupby(own["i"]).cumsum().groupby(own["i"]).last()
     keep = ii[ok]
     rent[keep] = np.round(total.reindex(keep).to_numpy(), 2)
+
+
+def _season_rent(c: pd.DataFrame, s0: pd.Timestamp, s1: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Per contract: (rent due in the season = annual rent x its days in the season / 365, the days)."""
+    days = ((c["end_date"].clip(upper=s1) - c["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0).to_numpy()
+    return c["annual_rent"].astype(float).to_numpy() * days / 365.0, days
 
 
 def _first_uncovered(own: pd.DataFrame, windows: pd.DataFrame) -> pd.Series:
@@ -212,9 +216,8 @@ def rent_obligations(contracts: pd.DataFrame | None, farmers: set[str], season_s
         return pd.DataFrame(columns=cols).astype({"rent_due": float})
     s0, s1 = pd.Timestamp(season_start), pd.Timestamp(season_end)
     c = contracts[contracts["lessee_id"].astype(str).isin(farmers) & ~contracts["status"].isin(INACTIVE)]
-    days = ((c["end_date"].clip(upper=s1) - c["start_date"].clip(lower=s0)).dt.days + 1).clip(lower=0)
+    due, days = _season_rent(c, s0, s1)
     out = pd.DataFrame({"farmer_id": c["lessee_id"].astype(str), "contract_id": c["contract_id"].astype(str),
-                        "plot_id": c["plot_id"].astype(str),
-                        "rent_due": np.round(c["annual_rent"].astype(float) * days / 365.0, 2)})
+                        "plot_id": c["plot_id"].astype(str), "rent_due": np.round(due, 2)})
     out = out[days > 0]
     return out.sort_values(["farmer_id", "contract_id"]).reset_index(drop=True)

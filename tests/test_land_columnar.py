@@ -72,3 +72,13 @@ def test_columnar_lease_checks_equal_the_oracle_on_the_sample():
         want = oracle_land.check_leases(p, c, S0, S1, windows)
         pd.testing.assert_frame_equal(got, want[got.columns], check_exact=True, check_dtype=False)
     assert np.isin(["LEASE_EXPIRED", "LEASE_LESSEE_MISMATCH", "LEASE_OVERLAP", "LEASE_OK"], got["lease_code"]).all()
+
+
+def test_a_plot_without_a_crop_window_keeps_its_rent_as_in_the_oracle():
+    contracts = [dict(plot=k, lessee=k, start=600, length=900, rent=365.0, status="active") for k in (0, 1)]
+    plots, cdf, w = _frames(["leased", "leased"], contracts, [(0, 0), (0, 0)])
+    w = w.iloc[:1]  # P1 has no window: its lease is not checked against a crop, its rent is still due
+    got = land.check_leases(plots, cdf, S0, S1, w)
+    want = oracle_land.check_leases(plots, cdf, S0, S1, w)
+    pd.testing.assert_frame_equal(got, want[got.columns], check_exact=True, check_dtype=False)
+    assert got["rent_due"].tolist() == [365.0, 365.0]  # 2020-11-01 .. 2021-10-31 inside both contracts
