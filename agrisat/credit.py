@@ -40,8 +40,6 @@ COVERAGE_CODES = ("NO_IMAGERY_COVERAGE", "PLOT_TOO_SMALL")
 REVIEW_FLAGS = ("PEAK_OUTSIDE_CROP_CALENDAR", "AREA_MISMATCH", "CROP_MISMATCH", "GROWTH_ANOMALY_LOW",
                 "GAP_TOO_LONG", "WEATHER_DROUGHT", "WEATHER_FLOOD", "WEATHER_HEAT", "WEATHER_FROST",
                 "WEATHER_DATA_GAP", "WEATHER_SOURCE_FAR", "WEATHER_RULES_NOT_EVALUATED", "PARTIAL_IMAGERY_COVERAGE")
-# Haircuts whose multiplier comes from the plot's own numbers, not from policy.multipliers.
-COMPUTED_HAIRCUTS = ("PARTIAL_IMAGERY_COVERAGE", "WEATHER_RULES_NOT_EVALUATED")
 
 
 def excluding_codes(policy: Policy) -> tuple[str, ...]:
@@ -249,7 +247,7 @@ def farmer_limits(
         sev = sev[~seen.to_numpy()]
     sev = sev.drop_duplicates(["_f", "flag"]).sort_values(["_f", "flag"])
     severe_lists: list[list[str]] = [[] for _ in range(n)]
-    for k, fl in zip(*_split(sev["_f"].to_numpy(), sev["flag"].to_numpy(), n)):
+    for k, fl in zip(*_split(sev["_f"].to_numpy(), sev["flag"].to_numpy())):
         severe_lists[k] = list(fl)
     has_prev = ~np.isnan(prev["limit"])
     more_debt = has_prev & (debt_amt > np.nan_to_num(prev["existing_debt"])) & ("EXISTING_DEBT_INCREASED" in severe_codes)
@@ -304,17 +302,14 @@ def farmer_limits(
     reasons = R.frame()
 
     status, decided_by = _status_all(limit, reasons, f, excl, out_, flags, policy, direction, no_evidence, n)
-    hold_s = held
-    dunk = ~hold_s & unknown_debt & (debt_rule in ("review", "hold")) & (status != "review")
-    status = np.where(hold_s | dunk, "review", status).astype(object)
-    decided_by = np.where(hold_s, "DEBT_RECORD_REJECTED", np.where(dunk, "DEBT_UNKNOWN", decided_by)).astype(object)
+    dunk = ~held & unknown_debt & (debt_rule in ("review", "hold")) & (status != "review")
+    status = np.where(held | dunk, "review", status).astype(object)
+    decided_by = np.where(held, "DEBT_RECORD_REJECTED", np.where(dunk, "DEBT_UNKNOWN", decided_by)).astype(object)
     same = has_prev & (limit == p_lim) & np.isin(direction, ["INCREASE", "DECREASE", "DECREASE_SEVERE"])
     direction = np.where(same, "UNCHANGED", direction).astype(object)  # rounding or the minimum brought it back
     driver = _drivers(reasons, prev, direction, has_prev, n)
     expected = np.where(n_ok > 0, _fsum(f[ok], np.nan_to_num(plot_rev["expected_revenue"].to_numpy(float)[ok]), n), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.where(np.isfinite(expected) & (expected > 0),
-                         np.clip((limit + debt_amt + rent_amt) / expected, 0.0, 1.0), 1.0)
+    score = risk_score(limit, debt_amt, rent_amt, expected)
 
     codes, dicts = _ordered_lists(reasons, n)
     return pd.DataFrame({
@@ -348,7 +343,7 @@ def _cap_all(limit: np.ndarray, policy: Policy, R: _Reasons, stage: str) -> np.n
     return np.where(over, float(policy.max_limit_per_farmer), limit)
 
 
-def _split(keys: np.ndarray, values: np.ndarray, n: int) -> tuple[np.ndarray, list[np.ndarray]]:
+def _split(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Rows sorted by ``keys`` -> (the keys present, the values of each)."""
     if not len(keys):
         return np.zeros(0, int), []
@@ -460,19 +455,21 @@ def _ordered_lists(reasons: pd.DataFrame, n: int) -> tuple[list, list]:
             for c, a, p, d, t in zip(code, r["amount"].to_numpy(float), plot, detail, texts)]
     codes: list[list[str]] = [[] for _ in range(n)]
     dicts: list[list[dict]] = [[] for _ in range(n)]
-    keys, groups = _split(r["f"].to_numpy(), np.arange(len(r)), n)
+    keys, groups = _split(r["f"].to_numpy(), np.arange(len(r)))
     for k, idx in zip(keys, groups):
         codes[k] = [recs[i]["code"] for i in idx]
         dicts[k] = [recs[i] for i in idx]
     return codes, dicts
 
 
-def risk_score(limit: float, debt: float, rent: float, expected_revenue: float) -> float:
-    """Share of the expected (P50) harvest revenue committed if the line is fully drawn, in [0, 1].
+def risk_score(limit: np.ndarray, debt: np.ndarray, rent: np.ndarray, expected_revenue: np.ndarray) -> np.ndarray:
+    """Share of the expected (P50) harvest revenue committed if the line is fully drawn, in [0, 1],
+    per farmer.
 
     Higher is riskier; 1 when nothing is expected. Transparent on purpose: the backtest reports how
     well it ranks defaults (KS, AUC) before anyone trusts a fitted score instead.
     """
-    if not np.isfinite(expected_revenue) or expected_revenue <= 0:
-        return 1.0
-    return float(min(max((limit + debt + rent) / expected_revenue, 0.0), 1.0))
+    expected_revenue = np.asarray(expected_revenue, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.clip((limit + debt + rent) / expected_revenue, 0.0, 1.0)
+    return np.where(np.isfinite(expected_revenue) & (expected_revenue > 0), share, 1.0)

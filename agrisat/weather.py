@@ -346,8 +346,8 @@ def region_shocks(features: pd.DataFrame, plots: pd.DataFrame, rules: WeatherRul
     size = df.groupby("region", sort=True).size()
     hits = df.explode("weather_flags")
     hits = hits[hits["weather_flags"].isin(list(rules.shocks))].drop_duplicates(["plot_id", "region", "weather_flags"])
-    share = hits.groupby(["region", "weather_flags"], sort=True).size() / size.reindex(
-        hits.groupby(["region", "weather_flags"], sort=True).size().index.get_level_values(0)).to_numpy()
+    count = hits.groupby(["region", "weather_flags"], sort=True).size()
+    share = count / size.reindex(count.index.get_level_values(0)).to_numpy()
     out: dict[str, dict[str, float]] = {}
     for (reg, code), v in share.items():  # only the (region, shock) pairs that fired
         if v >= rules.region_share and v > 0:

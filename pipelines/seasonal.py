@@ -161,7 +161,9 @@ def decide(ev: Evidence, timer: StageTimer | None = None) -> Decision:
     exactly this, so what they prove holds for ``run_seasonal``."""
     timer = timer or StageTimer()
     plots, crops, policy, as_of = ev.plots, ev.crops, ev.policy, ev.as_of
-    warnings = stage_warnings(ev.stage, plots, crops, ev.season_start, ev.season_end, as_of)
+    farmers = set(plots["farmer_id"].astype(str))
+    windows = _crop_windows(plots, crops, ev.season_start, ev.season_end)  # sowing .. harvest per plot
+    warnings = stage_warnings(ev.stage, windows, as_of)
 
     # 4. Growth metrics and data sufficiency.
     with timer("growth"):
@@ -176,9 +178,8 @@ def decide(ev: Evidence, timer: StageTimer | None = None) -> Decision:
     # 5. Land transfer and weather: who may farm each plot this season, what rent is owed, and what
     #    the season's weather did to its crop.
     with timer("land_weather"):
-        windows = _crop_windows(plots, crops, ev.season_start, ev.season_end)
         leases = land.check_leases(plots, ev.contracts, ev.season_start, ev.season_end, windows)
-        rent = land.rent_obligations(ev.contracts, set(plots["farmer_id"].astype(str)), ev.season_start, ev.season_end)
+        rent = land.rent_obligations(ev.contracts, farmers, ev.season_start, ev.season_end)
         regional: dict[str, dict[str, float]] = {}
         if ev.weather is not None:
             points, obs = ev.weather
@@ -212,26 +213,24 @@ def decide(ev: Evidence, timer: StageTimer | None = None) -> Decision:
                 model_version = f"{ev.yield_artifact['version']}+{model_version}"
         results = _plot_results(plots, metrics, leases, wx, est)
         results = credit.plot_revenue(results, crops, policy)
-        known_farmers = set(plots["farmer_id"].astype(str))
         holds = {}
         if ev.debt_rejects is not None and len(ev.debt_rejects):
             # A farmer whose debt record was set aside owes an unknown amount: hold, do not lend.
             r = ev.debt_rejects
             holds = {str(f): f"debt row {row} quarantined: {why}"
-                     for f, row, why in zip(r["farmer_id"], r["row"], r["reason"]) if str(f) in known_farmers}
-        warnings += _debt_warnings(ev.debt, known_farmers, holds, policy)
+                     for f, row, why in zip(r["farmer_id"], r["row"], r["reason"]) if str(f) in farmers}
+        warnings += _debt_warnings(ev.debt, farmers, holds, policy)
         limits = credit.farmer_limits(results, policy, as_of, rent=rent, debt=ev.debt, previous=ev.previous,
                                       holds=holds)
     return Decision(series, results, limits, extras, warnings, regional, model_version)
 
 
-def stage_warnings(stage: str, plots: pd.DataFrame, crops: CropTable, season_start: dt.date, season_end: dt.date,
-                   as_of: dt.date) -> list[str]:
+def stage_warnings(stage: str, windows: pd.DataFrame, as_of: dt.date) -> list[str]:
     """A ``harvest`` run before any registered crop's harvest or after all of them (with the calendar's
-    margin), or an ``after_harvest`` run before any harvest, runs but says so."""
-    if stage not in ("harvest", "after_harvest") or plots.empty:
+    margin), or an ``after_harvest`` run before any harvest, runs but says so. ``windows``: the plots'
+    ``_crop_windows``."""
+    if stage not in ("harvest", "after_harvest") or windows.empty:
         return []
-    windows = _crop_windows(plots, crops, season_start, season_end)
     harvest0 = windows["crop_end"].min()  # crop_window ends at the calendar's harvest date
     last = windows["crop_end"].max() + pd.Timedelta(days=HARVEST_MARGIN_DAYS)
     t = pd.Timestamp(as_of)
