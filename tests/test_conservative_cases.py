@@ -386,3 +386,16 @@ def test_a_far_and_empty_weather_source_is_no_evidence(tmp_path, baseline):
     p = plots.loc["P001"]
     assert cut["amount"] == pytest.approx(-p["advance_uncapped"] * (1 - POLICY.price_haircuts["winter_wheat"]) * (1 - charge))
     assert (limits["limit"] <= baseline[1]["limit"]).all() and (limits["status"] != "approved").all()
+
+
+@pytest.mark.parametrize("edit, message", [
+    (("  potato: 0.3\n", "  potato: 1.5\n"), "price_haircuts.potato = 1.5 must be within [0, 1)"),
+    (("  file_missing: review ", "  file_missing: ignore "), "debt.file_missing"),
+])
+def test_bad_policy_values_are_named(tmp_path, edit, message):
+    text = (ROOT / "configs" / "policy.yaml").read_text()
+    assert edit[0] in text
+    (tmp_path / "policy.yaml").write_text(text.replace(*edit))
+    out = CliRunner().invoke(main, ["run", str(_config(tmp_path, policy=tmp_path / "policy.yaml"))])
+    assert out.exit_code == 3
+    assert str(tmp_path / "policy.yaml") in out.output and message in out.output
